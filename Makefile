@@ -1,0 +1,30 @@
+# The two commands of the README: `make up` and `make test`. Both install first.
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+# Debian packages the project needs on the machine (none beyond Python for identity yet).
+DEB_PACKAGES :=
+STATE_DIR ?= state
+
+.PHONY: install up test lint bench
+install: .venv/.installed
+
+.venv/.installed: pyproject.toml uv.lock
+	@if [ -n "$(DEB_PACKAGES)" ]; then \
+	  missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
+	fi
+	test -x .tools/bin/uv || { python3 -m venv .tools && .tools/bin/pip install -q uv==$(UV_VERSION); }
+	.tools/bin/uv sync --frozen
+	touch $@
+
+up: install
+	.venv/bin/stratus up --state-dir $(STATE_DIR)
+
+test: install
+	.venv/bin/pytest -q -ra
+
+lint: install
+	.venv/bin/ruff check stratus tests bench
+
+bench: install
+	.venv/bin/python bench/identity.py

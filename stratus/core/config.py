@@ -1,0 +1,139 @@
+"""One TOML file read into typed sections; `STRATUS_SECTION__KEY` environment variables override it.
+
+A bad value is refused at start with a message that names the key (`identity.port: ...`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "STRATUS_"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(Section):
+    state_dir: Path = Path("state")
+    bind_host: str = "127.0.0.1"
+    # Host name put into the catalog's URLs; clients reach the APIs through it.
+    public_host: str = "127.0.0.1"
+    # The largest request body any JSON API accepts.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    log_level: str = "info"
+
+
+class DatabaseConfig(Section):
+    # Empty: one SQLite file per service in the state dir. Otherwise one SQLAlchemy URL shared by
+    # every service (each keeps its own tables and its own migration history).
+    url: str = ""
+    echo: bool = False
+
+
+class BusConfig(Section):
+    url: str = "memory://"
+    call_timeout: float = Field(default=60.0, gt=0)
+
+
+class IdentityConfig(Section):
+    port: int = Field(default=5000, ge=0, le=65535)
+    token_expiration: int = Field(default=3600, gt=0, description="seconds a token lives")
+    bcrypt_rounds: int = Field(default=12, ge=4, le=31)
+    # Lockout after this many failed password attempts in a row (0: never).
+    lockout_failure_attempts: int = Field(default=0, ge=0)
+    lockout_duration: int = Field(default=1800, gt=0)
+    # How long a validated token's body is kept in memory (revocations still apply at once).
+    token_cache_ttl: float = Field(default=300.0, ge=0)
+    # How often a process re-reads the revocation list written by other processes.
+    revocation_refresh: float = Field(default=2.0, gt=0)
+    # Keys kept in the Fernet repository: one primary, one staged, the rest secondary.
+    fernet_max_active_keys: int = Field(default=3, ge=2)
+    policy_file: Path | None = None
+
+
+class BootstrapConfig(Section):
+    admin_user: str = "admin"
+    admin_project: str = "admin"
+    # Empty: generated at the first bootstrap and printed once.
+    admin_password: str = ""
+    region: str = "RegionOne"
+    service_password: str = ""
+
+
+class AuthConfig(Section):
+    # Where services validate tokens (empty: the identity endpoint of this process).
+    identity_url: str = ""
+    cache_ttl: float = Field(default=30.0, ge=0)
+
+
+class Config(Section):
+    server: ServerConfig = ServerConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    bus: BusConfig = BusConfig()
+    identity: IdentityConfig = IdentityConfig()
+    bootstrap: BootstrapConfig = BootstrapConfig()
+    auth: AuthConfig = AuthConfig()
+
+    def database_url(self, service: str) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.server.state_dir.resolve() / (service + '.sqlite')}"
+
+    def public_url(self, port: int) -> str:
+        return f"http://{self.server.public_host}:{port}"
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, dict[str, str]]) -> dict[str, Any]:
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, values in extra.items():
+        target = merged.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{section}: must be a table")
+        target.update(values)
+    return merged
+
+
+def load(path: Path | None = None, *, state_dir: Path | None = None,
+         environ: dict[str, str] | None = None) -> Config:
+    """Read `path` (or `state_dir/stratus.toml` when it exists), then apply env overrides."""
+    environ = dict(os.environ) if environ is None else environ
+    if path is None and state_dir is not None and (state_dir / "stratus.toml").exists():
+        path = state_dir / "stratus.toml"
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    raw = _merge(raw, _env_overrides(environ))
+    if state_dir is not None:
+        raw.setdefault("server", {})["state_dir"] = str(state_dir)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc

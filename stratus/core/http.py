@@ -1,0 +1,157 @@
+"""The app factory every API uses: fault bodies, request ids, body limits, JSON error handling."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from stratus.core import errors
+
+log = logging.getLogger("stratus.http")
+
+FaultStyle = Literal["identity", "compute", "network", "image", "volume", "object"]
+REQUEST_ID_HEADER = "x-openstack-request-id"
+_STATUS_ERRORS = {cls.status: cls for cls in (
+    errors.BadRequest, errors.Unauthorized, errors.Forbidden, errors.NotFound, errors.MethodNotAllowed,
+    errors.Conflict, errors.Gone, errors.PayloadTooLarge, errors.UnsupportedMediaType,
+    errors.ServiceUnavailable)}
+
+
+def fault_body(style: FaultStyle, exc: errors.StratusError) -> dict[str, Any]:
+    """The error document each OpenStack API uses for `exc`."""
+    if style == "identity":
+        return {"error": {"code": exc.status, "message": exc.message, "title": exc.title}}
+    if style == "network":
+        return {"NeutronError": {"type": type(exc).__name__, "message": exc.message, "detail": ""}}
+    if style in ("image", "object"):
+        return {"code": exc.status, "title": exc.title, "message": exc.message}
+    return {exc.fault: {"code": exc.status, "message": exc.message}}
+
+
+def fault_response(style: FaultStyle, exc: errors.StratusError) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Keystone uri="unknown"'} if exc.status == 401 else None
+    return JSONResponse(fault_body(style, exc), status_code=exc.status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        if err.get("type") == "json_invalid":
+            return "Malformed JSON in request body."
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return "Invalid input for field/attribute: " + "; ".join(parts)
+
+
+class RequestIdMiddleware:
+    """Gives every request an id, returned in `x-openstack-request-id` and kept in the scope."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = "req-" + str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over `limit` bytes with 413, by Content-Length or while they stream in."""
+
+    def __init__(self, app: ASGIApp, limit: int, style: FaultStyle) -> None:
+        self.app, self.limit, self.style = app, limit, style
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = errors.PayloadTooLarge(f"Request body is larger than {self.limit} bytes.")
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > self.limit:
+                    await fault_response(self.style, too_large)(scope, receive, send)
+                    return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise too_large
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def create_app(title: str, style: FaultStyle, *, max_body_bytes: int = 1024 * 1024) -> FastAPI:
+    """A FastAPI app whose every error, expected or not, is an OpenStack fault of `style`."""
+    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+
+    @app.exception_handler(errors.StratusError)
+    async def _stratus_error(_request: Request, exc: errors.StratusError) -> Response:
+        return fault_response(style, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
+        return fault_response(style, errors.BadRequest(_validation_message(exc)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        cls = _STATUS_ERRORS.get(exc.status_code, errors.StratusError)
+        detail = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else None
+        err = cls(detail)
+        err.status = exc.status_code
+        return fault_response(style, err)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error in %s %s", request.method, request.url.path)
+        return fault_response(style, errors.StratusError("An unexpected error prevented the request."))
+
+    app.add_middleware(BodyLimitMiddleware, limit=max_body_bytes, style=style)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def paginate(items: list[Any], *, limit: int | None, marker: str | None,
+             key: Callable[[Any], str] = lambda item: item["id"]) -> tuple[list[Any], bool]:
+    """Apply limit/marker to an ordered list; returns the page and whether more follow.
+
+    An unknown marker is a 400, as the OpenStack APIs answer.
+    """
+    if limit is not None and limit < 0:
+        raise errors.BadRequest("limit must be a non-negative integer")
+    start = 0
+    if marker is not None:
+        for index, item in enumerate(items):
+            if key(item) == marker:
+                start = index + 1
+                break
+        else:
+            raise errors.BadRequest(f"Marker {marker} could not be found.")
+    page = items[start:] if limit is None else items[start:start + limit]
+    return page, limit is not None and start + limit < len(items)

@@ -1,0 +1,62 @@
+"""Serve several ASGI apps, each on its own port, from one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.types import ASGIApp
+
+log = logging.getLogger("stratus.server")
+
+
+@dataclass
+class Listener:
+    name: str
+    app: ASGIApp
+    port: int
+
+
+class _Server(uvicorn.Server):
+    # One loop serves many servers: signals are handled once, for all of them, by `serve_all`.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def serve_all(listeners: list[Listener], host: str, *, log_level: str = "info",
+                    on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run until SIGINT/SIGTERM; `on_ready` runs once every listener accepts connections."""
+    servers = [
+        _Server(uvicorn.Config(item.app, host=host, port=item.port, log_level=log_level, loop="uvloop",
+                               http="httptools", lifespan="off", access_log=False, server_header=False))
+        for item in listeners
+    ]
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    while not all(server.started for server in servers):
+        if any(task.done() for task in tasks):
+            stop()
+            break
+        await asyncio.sleep(0.02)
+    else:
+        if on_ready is not None:
+            await on_ready()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        if task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    if any(not server.started for server in servers):
+        raise SystemExit("stratus: a listener failed to start (is its port in use?)")

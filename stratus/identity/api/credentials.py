@@ -1,0 +1,5 @@
+"""Placeholder: filled in by the credentials work."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["credentials"])

@@ -1,0 +1,97 @@
+"""Shared fixtures: an in-process identity service on each database engine the project supports."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from stratus.core import config as config_mod
+from stratus.identity.api import create_identity_app
+from stratus.identity.bootstrap import CatalogEntry, bootstrap
+from stratus.identity.service import IdentityService
+
+ADMIN_PASSWORD = "admin-secret-Pw1"
+SERVER_URLS = {
+    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/",
+    "mariadb": "mysql+pymysql://root@127.0.0.1:3306/",
+}
+
+
+def _fresh_database(engine: str) -> Iterator[str]:
+    """A new, empty database on the local server; dropped afterwards."""
+    name = f"stratus_t_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = sa.create_engine(SERVER_URLS[engine] + ("postgres" if engine == "postgresql" else ""),
+                                 isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"the local {engine} server is needed for this test and did not answer: {exc}")
+    try:
+        yield SERVER_URLS[engine] + name
+    finally:
+        with admin.connect() as conn:
+            if engine == "postgresql":
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            else:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.backend),
+                        pytest.param("mariadb", marks=pytest.mark.backend)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'identity.sqlite'}"
+    else:
+        yield from _fresh_database(request.param)
+
+
+@dataclass
+class IdentityHarness:
+    service: IdentityService
+    client: TestClient
+    admin_token: str
+
+    def token(self, username: str, password: str, project: str | None = None, **scope: Any) -> str:
+        auth: dict[str, Any] = {"identity": {"methods": ["password"], "password": {
+            "user": {"name": username, "domain": {"id": "default"}, "password": password}}}}
+        if project:
+            auth["scope"] = {"project": {"name": project, "domain": {"id": "default"}}}
+        elif scope:
+            auth["scope"] = scope
+        response = self.client.post("/v3/auth/tokens", json={"auth": auth})
+        assert response.status_code == 201, response.text
+        return response.headers["X-Subject-Token"]
+
+    def as_admin(self) -> dict[str, str]:
+        return {"X-Auth-Token": self.admin_token}
+
+
+def make_identity(state_dir: Path, database_url: str, **identity_settings: Any) -> IdentityHarness:
+    environ = {"STRATUS_DATABASE__URL": database_url, "STRATUS_IDENTITY__BCRYPT_ROUNDS": "4",
+               "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": ADMIN_PASSWORD}
+    environ.update({f"STRATUS_IDENTITY__{k.upper()}": str(v) for k, v in identity_settings.items()})
+    cfg = config_mod.load(state_dir=state_dir, environ=environ)
+    svc = IdentityService(cfg)
+    svc.setup()
+    bootstrap(svc, [CatalogEntry("identity", "keystone", "http://127.0.0.1:5000/v3")], service_users=[])
+    client = TestClient(create_identity_app(svc))
+    harness = IdentityHarness(svc, client, "")
+    harness.admin_token = harness.token("admin", ADMIN_PASSWORD, "admin")
+    return harness
+
+
+@pytest.fixture
+def identity(tmp_path: Path, database_url: str) -> Iterator[IdentityHarness]:
+    harness = make_identity(tmp_path / "state", database_url)
+    yield harness
+    harness.client.close()
+    harness.service.db.dispose()
