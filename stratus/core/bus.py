@@ -25,11 +25,14 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
+from queue import Empty
+from time import monotonic
 from typing import Any
 
 from kombu import Connection, Exchange, Producer, Queue
 from kombu.exceptions import EncodeError, OperationalError
 from kombu.mixins import ConsumerMixin
+from kombu.transport import memory
 from kombu.utils.url import maybe_sanitize_url
 
 from stratus.core.errors import BusTimeout, RemoteError, ServiceUnavailable, StratusError
@@ -37,8 +40,6 @@ from stratus.core.errors import BusTimeout, RemoteError, ServiceUnavailable, Str
 log = logging.getLogger("stratus.bus")
 
 NOTIFICATION_TOPIC = "notifications.info"
-# The memory transport polls its queues; kombu's default (1 s) would make every call take a second.
-_MEMORY_POLL = 0.002
 # How often a consumer thread looks up from the broker to notice it was asked to stop.
 _STOP_CHECK = 0.1
 # Handlers run in a pool so a slow one (or one that calls back into its own topic) blocks no other.
@@ -51,6 +52,11 @@ _IDLE_QUEUE_EXPIRY = 3600.0
 _DEFAULT_EXCHANGE = Exchange("")
 
 
+class UnknownMethod(Exception):
+    """Raised at the server (and seen as `RemoteError("UnknownMethod", ...)` by the caller) when a
+    message names a method the endpoint does not offer."""
+
+
 class Bus:
     def __init__(self, url: str = "memory://", *, default_timeout: float = 60.0,
                  exchange: str = "stratus") -> None:
@@ -58,8 +64,9 @@ class Bus:
         self.default_timeout = default_timeout
         self._exchange = Exchange(exchange, "direct", durable=False)
         self._fanout = Exchange(f"{exchange}.fanout", "direct", durable=False)
-        self._lock = threading.Lock()  # guards the producer and the lazily started reply listener
+        self._publishing = threading.Lock()  # one producer shared by all threads
         self._producer: Producer | None = None
+        self._starting_replies = threading.Lock()
         self._replies: _Consumer | None = None
         self._reply_queue = Queue(f"{exchange}.reply.{uuid.uuid4().hex}", exclusive=True, auto_delete=True)
         self._pending: dict[str, Future[dict[str, Any]]] = {}
@@ -120,10 +127,11 @@ class Bus:
         """Stop every server and listener of this Bus and drop its connections."""
         for running in list(self._running):
             running.stop()
-        with self._lock:
+        with self._starting_replies:
             if self._replies is not None:
                 self._replies.stop()
                 self._replies = None
+        with self._publishing:
             if self._producer is not None:
                 self._producer.connection.release()
                 self._producer = None
@@ -131,13 +139,13 @@ class Bus:
     # -- plumbing ------------------------------------------------------------------------------
 
     def _connection(self) -> Connection:
-        options = {"polling_interval": _MEMORY_POLL} if self.url.startswith("memory:") else {}
-        return Connection(self.url, transport_options=options)
+        in_process = self.url.startswith("memory:")
+        return Connection(self.url, transport=_MemoryTransport if in_process else None)
 
     def _publish(self, exchange: Exchange, routing_key: str, body: dict[str, Any], **properties: Any) -> None:
         declare = [exchange] if exchange.name else []
         try:
-            with self._lock:
+            with self._publishing:
                 if self._producer is None:
                     connection = self._connection()
                     connection.ensure_connection(**_RETRY)
@@ -155,7 +163,7 @@ class Bus:
             self._publish(_DEFAULT_EXCHANGE, reply_to, {"error": error}, correlation_id=correlation_id)
 
     def _start_replies(self, timeout: float) -> None:
-        with self._lock:
+        with self._starting_replies:
             if self._replies is not None:
                 return
             replies = _Consumer(self, "replies", [self._reply_queue], self._on_reply,
@@ -167,7 +175,7 @@ class Bus:
     def _on_reply(self, body: Any, properties: dict[str, Any]) -> None:
         waiter = self._pending.pop(properties.get("correlation_id", ""), None)
         if waiter is not None:  # None: the caller gave up already
-            waiter.set_result(body if isinstance(body, dict) else {"result": body})
+            waiter.set_result(body)
 
     def _safe_url(self) -> str:
         return maybe_sanitize_url(self.url)  # without the password
@@ -208,8 +216,8 @@ class RpcServer:
         try:
             reply = {"result": self._invoke(body)}
         except Exception as exc:
-            if isinstance(exc, StratusError):
-                log.debug("%s failed: %s", self.topic, exc)
+            if isinstance(exc, StratusError | UnknownMethod):  # expected: the caller hears of it
+                log.debug("%s: %s: %s", self.topic, type(exc).__name__, exc)
             else:
                 log.exception("%s: handler failed on %.200r", self.topic, body)
             reply = {"error": _encode_error(exc)}
@@ -221,7 +229,7 @@ class RpcServer:
         # Only public methods are reachable: the bus is not a way into an endpoint's internals.
         handler = None if method.startswith("_") else getattr(self._endpoint, method, None)
         if not callable(handler):
-            raise AttributeError(f"{type(self._endpoint).__name__} has no method {method!r}")
+            raise UnknownMethod(f"{type(self._endpoint).__name__} has no method {method!r}")
         return handler(**args)
 
 
@@ -315,6 +323,59 @@ class _Consumer(ConsumerMixin):
             log.exception("%s dropped a message", self._thread.name)
 
 
+class _Arrivals:
+    """Counts the messages put on the memory transport, so its consumers can sleep until one comes."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self.count = 0
+
+    def signal(self) -> None:
+        with self._changed:
+            self.count += 1
+            self._changed.notify_all()
+
+    def wait(self, seen: int, timeout: float | None) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self.count != seen, timeout)
+
+
+_ARRIVALS = _Arrivals()
+_DECLARING = threading.Lock()
+
+
+class _MemoryChannel(memory.Channel):
+    def exchange_declare(self, *args: Any, **kwargs: Any) -> None:
+        # kombu looks the exchange up, then creates it: two threads doing that at once would lose
+        # the bindings made in between.
+        with _DECLARING:
+            super().exchange_declare(*args, **kwargs)
+
+    def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
+        super()._put(queue, message, **kwargs)
+        _ARRIVALS.signal()
+
+
+class _MemoryTransport(memory.Transport):
+    """kombu's in-process transport without its polling loop. kombu's version sleeps a fixed
+    interval whenever its queues are empty: 1 s by default, so each call took a second, and a short
+    interval costs CPU in every idle consumer. This one sleeps until a message is put anywhere."""
+
+    Channel = _MemoryChannel
+
+    def drain_events(self, connection: Any, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else monotonic() + timeout
+        while True:
+            seen = _ARRIVALS.count  # read before looking, so a message put meanwhile is not slept through
+            try:
+                return self.cycle.get(self._deliver, timeout=timeout)
+            except Empty:
+                remaining = None if deadline is None else deadline - monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError() from None  # what kombu callers expect (socket.timeout)
+                _ARRIVALS.wait(seen, remaining)
+
+
 def _encode_error(exc: Exception) -> dict[str, str]:
     if isinstance(exc, RemoteError):  # passed along as it came, not wrapped once more
         return {"type": exc.exc_type, "module": "", "message": exc.remote_message}
@@ -322,12 +383,10 @@ def _encode_error(exc: Exception) -> dict[str, str]:
     return {"type": type(exc).__name__, "module": type(exc).__module__, "message": message}
 
 
-def _rebuild_error(error: Any) -> Exception:
+def _rebuild_error(error: dict[str, str]) -> Exception:
     """The caller's copy of the callee's exception: the same StratusError, or a RemoteError."""
-    if not isinstance(error, dict):
-        return RemoteError("Exception", str(error))
-    name, message = str(error.get("type", "Exception")), str(error.get("message", ""))
-    cls = _stratus_errors().get((error.get("module"), name))
+    name, message = error["type"], error["message"]
+    cls = _stratus_errors().get((error["module"], name))
     if cls is not None:
         try:
             return cls(message)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -122,6 +123,12 @@ def create_app(title: str, style: FaultStyle, *, max_body_bytes: int = 1024 * 10
         err = cls(detail)
         err.status = exc.status_code
         return fault_response(style, err)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_request: Request, exc: IntegrityError) -> Response:
+        # A concurrent request won the race for a unique name, or a reference vanished meanwhile.
+        log.info("integrity error mapped to 409: %s", exc.orig)
+        return fault_response(style, errors.Conflict("The request conflicts with the current state."))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -282,7 +282,7 @@ def _parse_authorization(value: str) -> dict[str, str]:
     return fields
 
 
-def _payload_hash(creds: Mapping, headers: dict[str, str], declared: str | None, presigned_s3: bool) -> str:
+def _payload_hash(creds: Mapping, declared: str | None, presigned_s3: bool) -> str:
     body_hash = _opt_str(creds, "body_hash")
     if declared is not None:
         if declared == UNSIGNED_PAYLOAD or declared.startswith("STREAMING-"):
@@ -368,7 +368,7 @@ def _verify_v4(
     queries = [_canonical_query(pairs)]
     if not in_query and verb == "POST" and pairs:
         queries.append("")  # the parameters came from a form-encoded body
-    payload_hash = _payload_hash(creds, headers, declared, presigned_s3=in_query and scope[2] == "s3")
+    payload_hash = _payload_hash(creds, declared, presigned_s3=in_query and scope[2] == "s3")
     candidates = _v4_signatures(
         secret,
         verb=verb,
@@ -546,7 +546,7 @@ def sign_v4(
     signed = sorted(all_headers)
     declared = all_headers.get("x-amz-content-sha256")
     presigned_s3 = expires_in is not None and service == "s3"
-    payload_hash = _payload_hash({"body_hash": body_hash}, all_headers, declared, presigned_s3)
+    payload_hash = _payload_hash({"body_hash": body_hash}, declared, presigned_s3)
     signature = _v4_signatures(
         _utf8(secret),
         verb=verb,
@@ -560,5 +560,7 @@ def sign_v4(
     )[0]
     if expires_in is not None:
         return {**dict(pairs[-5:]), "X-Amz-Signature": signature}
-    authorization = f"{V4_ALGORITHM} Credential={credential}, SignedHeaders={';'.join(signed)}, Signature={signature}"
+    authorization = (
+        f"{V4_ALGORITHM} Credential={credential}, SignedHeaders={';'.join(signed)}, Signature={signature}"
+    )
     return {"X-Amz-Date": amz_date, "Authorization": authorization}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -58,6 +59,9 @@ class RevocationList:
         self._last_id = 0
         self._loaded_at = 0.0
         self._lock = threading.Lock()
+        # Called with each event once its transaction commits (e.g. to tell token caches elsewhere).
+        self.listeners: list[Callable[[Event], None]] = []
+        self._unannounced: list[Event] = []
 
     def revoke(self, session: Session, **fields: str | None) -> None:
         """Record a revocation in the caller's transaction (so the change that causes it and the
@@ -66,6 +70,16 @@ class RevocationList:
         event = Event(issued_before=utcnow(), **fields)
         session.add(RevocationEvent(issued_before=event.issued_before, **fields))
         self._add(event)
+        with self._lock:
+            self._unannounced.append(event)
+
+    def announce(self) -> None:
+        """Tell the listeners about events recorded since the last call (after their commit)."""
+        with self._lock:
+            events, self._unannounced = self._unannounced, []
+        for event in events:
+            for listener in self.listeners:
+                listener(event)
 
     def _add(self, event: Event) -> None:
         with self._lock:

@@ -52,6 +52,7 @@ class IdentityService:
         try:
             with self.db.transaction() as session:
                 yield session
+            self.revocations.announce()
         finally:
             # Also on failure: a revocation may have been recorded in memory before a rollback.
             with self._generation_lock:

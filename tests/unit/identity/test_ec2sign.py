@@ -247,9 +247,7 @@ def v2_signed(method: str = "HmacSHA256") -> dict:
         "Timestamp": "2026-11-21T12:00:00Z",
         "Owner.1": "self me",
     }
-    query = "&".join(
-        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params.items())
-    )
+    query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params.items()))
     digest = hashlib.sha256 if method == "HmacSHA256" else hashlib.sha1
     mac = hmac.new(SECRET.encode(), f"GET\nec2.local:8788\n/\n{query}".encode(), digest).digest()
     params["Signature"] = base64.b64encode(mac).decode()
@@ -280,7 +278,10 @@ def test_sign_v4_reproduces_the_aws_example():
         service="iam",
         when=AWS_NOW,
     )
-    assert headers == {"X-Amz-Date": "20150830T123600Z", "Authorization": aws_example()["headers"]["Authorization"]}
+    assert headers == {
+        "X-Amz-Date": "20150830T123600Z",
+        "Authorization": aws_example()["headers"]["Authorization"],
+    }
 
 
 def test_aws_example_with_a_wrong_signature_fails():
@@ -313,7 +314,9 @@ def test_botocore_sigv2_vector_verifies():
 def test_s3_token_sigv2_aws_example():
     token = base64.b64encode(AWS_S3_STRING_TO_SIGN.encode()).decode()
     verify({"access": "AKIAIOSFODNN7EXAMPLE", "token": token, "signature": AWS_S3_SIGNATURE}, AWS_S3_SECRET)
-    rejects({"access": "A", "token": token, "signature": AWS_S3_SIGNATURE}, AWS_SECRET, match="does not match")
+    rejects(
+        {"access": "A", "token": token, "signature": AWS_S3_SIGNATURE}, AWS_SECRET, match="does not match"
+    )
 
 
 @pytest.mark.parametrize("encode", [base64.b64encode, base64.urlsafe_b64encode])
@@ -323,7 +326,9 @@ def test_s3_token_sigv4(encode):
     verify({"credentials": {"access": BOTO_ACCESS, "token": token, "signature": signature}}, BOTO_SECRET)
     rejects({"access": BOTO_ACCESS, "token": token, "signature": signature}, "wrong", match="does not match")
     altered = encode(BOTO_S3_PUT_STRING_TO_SIGN.replace("RegionOne", "RegionTwo").encode()).decode()
-    rejects({"access": BOTO_ACCESS, "token": altered, "signature": signature}, BOTO_SECRET, match="does not match")
+    rejects(
+        {"access": BOTO_ACCESS, "token": altered, "signature": signature}, BOTO_SECRET, match="does not match"
+    )
 
 
 def test_s3_token_sigv2_independent_round_trip():
@@ -336,7 +341,11 @@ def test_s3_token_sigv2_independent_round_trip():
 
 @pytest.mark.parametrize(
     "token",
-    ["not base64!", base64.b64encode(b"AWS4-HMAC-SHA256\nbad").decode(), base64.b64encode(b"\xff\xfe").decode()],
+    [
+        "not base64!",
+        base64.b64encode(b"AWS4-HMAC-SHA256\nbad").decode(),
+        base64.b64encode(b"\xff\xfe").decode(),
+    ],
 )
 def test_s3_token_malformed(token):
     rejects({"access": ACCESS, "token": token, "signature": "abc"})
@@ -434,7 +443,9 @@ def _tamper_path(r):
 
 
 def _tamper_param(r):
-    r["params"] = {**r["params"], "Version": "2099-01-01"} if "Version" in r["params"] else {**r["params"], "p": "1"}
+    r["params"] = (
+        {**r["params"], "Version": "2099-01-01"} if "Version" in r["params"] else {**r["params"], "p": "1"}
+    )
 
 
 def _tamper_added_param(r):
@@ -661,7 +672,9 @@ def test_surrogates_do_not_escape_as_unicode_errors():
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -717,7 +730,9 @@ _value = _plausible | st.text(max_size=30) | _json
 _token = st.one_of(
     st.binary(max_size=60).map(lambda b: base64.b64encode(b).decode()),
     _plausible.map(lambda s: base64.b64encode(s.encode("utf-8", "surrogatepass")).decode()),
-    _plausible.map(lambda s: base64.b64encode(("AWS4-HMAC-SHA256\n" + s).encode("utf-8", "surrogatepass")).decode()),
+    _plausible.map(
+        lambda s: base64.b64encode(("AWS4-HMAC-SHA256\n" + s).encode("utf-8", "surrogatepass")).decode()
+    ),
     st.text(max_size=30),
 )
 _structured = st.fixed_dictionaries(
@@ -728,7 +743,8 @@ _structured = st.fixed_dictionaries(
         "host": _value,
         "verb": st.sampled_from(["GET", "POST", "PUT"]) | _value,
         "path": _value,
-        "params": st.dictionaries(st.sampled_from(_PARAM_NAMES) | st.text(max_size=5), _value, max_size=8) | _value,
+        "params": st.dictionaries(st.sampled_from(_PARAM_NAMES) | st.text(max_size=5), _value, max_size=8)
+        | _value,
         "headers": st.dictionaries(st.sampled_from(_HEADER_NAMES) | st.text(max_size=5), _value, max_size=6)
         | _value,
         "body_hash": _value,
@@ -750,6 +766,54 @@ _nows = st.none() | st.datetimes(timezones=st.none() | st.just(UTC))
 def test_verify_only_ever_raises_signature_error(body, secret, now):
     with pytest.raises(SignatureError):
         verify(body, secret, now=now)
+
+
+def _splice(text: str, start: int, stop: int, insert: str) -> str:
+    start, stop = sorted((start % (len(text) + 1), stop % (len(text) + 1)))
+    return text[:start] + insert + text[stop:]
+
+
+_BUILDERS = [
+    header_signed,
+    query_signed,
+    v2_signed,
+    aws_example,
+    lambda: copy.deepcopy(BOTO_VECTORS["s3-put"]),
+]
+
+
+@st.composite
+def _mutated(draw):
+    """A validly signed request with a few fields replaced, removed or spliced."""
+    request = draw(st.sampled_from(_BUILDERS))()
+    for _ in range(draw(st.integers(1, 4))):
+        where = draw(st.sampled_from(["top", "params", "headers"]))
+        target = request if where == "top" else request.setdefault(where, {})
+        if not isinstance(target, dict):
+            continue
+        names = sorted(target) + (
+            _FIELDS if where == "top" else _PARAM_NAMES if where == "params" else _HEADER_NAMES
+        )
+        name = draw(st.sampled_from(names))
+        action = draw(st.sampled_from(["replace", "delete", "splice"]))
+        if action == "delete":
+            target.pop(name, None)
+        elif action == "splice" and isinstance(target.get(name), str):
+            insert = draw(_plausible)
+            target[name] = _splice(target[name], draw(st.integers()), draw(st.integers()), insert)
+        else:
+            target[name] = draw(_value)
+    return request
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=_mutated(), now=st.sampled_from([NOW, AWS_NOW, BOTO_NOW]) | _nows)
+def test_mutated_requests_pass_or_raise_signature_error(body, now):
+    for secret in (SECRET, AWS_SECRET, BOTO_SECRET):
+        try:
+            verify(body, secret, now=now)
+        except SignatureError:
+            pass
 
 
 @settings(max_examples=300, deadline=None)
