@@ -362,8 +362,9 @@ class _MemoryTransport(memory.Transport):
     interval costs CPU in every idle consumer. This one sleeps until a message is put anywhere."""
 
     Channel = _MemoryChannel
+    cycle: Any  # kombu's FairCycle over the channels, set up by kombu
 
-    def drain_events(self, connection: Any, timeout: float | None = None) -> None:
+    def drain_events(self, connection: Any, timeout: float | None = None, **kwargs: Any) -> None:
         deadline = None if timeout is None else monotonic() + timeout
         while True:
             seen = _ARRIVALS.count  # read before looking, so a message put meanwhile is not slept through

@@ -88,14 +88,19 @@ class Authenticator:
             raise errors.Unauthorized(AUTH_FAILED)
         if not passwords.verify_secret(secret, user.password_hash if user else None, settings.bcrypt_rounds):
             if user is not None and settings.lockout_failure_attempts:
-                user.failed_auth_count += 1
-                user.failed_auth_at = utcnow()
+                self._record_failure(user.id)
             raise errors.Unauthorized(AUTH_FAILED)
         assert user is not None
         if user.failed_auth_count:
             user.failed_auth_count = 0
         self._check_user_usable(session, user)
         return user
+
+    def _record_failure(self, user_id: str) -> None:
+        """Count a failed attempt in a transaction of its own: the request's is rolled back."""
+        with self.svc.db.transaction() as session:
+            session.execute(sa.update(User).where(User.id == user_id).values(
+                failed_auth_count=User.failed_auth_count + 1, failed_auth_at=utcnow()))
 
     def _locked_out(self, user: User) -> bool:
         settings = self.svc.settings
