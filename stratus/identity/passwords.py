@@ -5,6 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
 
 import bcrypt
 
@@ -20,19 +24,50 @@ def _prepare(secret: str) -> bytes:
     return raw
 
 
+# The bcrypt library holds the GIL while it hashes, so threads cannot use a second core: costly
+# hashes go to a pool of processes instead. Cheap ones (tests) stay here, where IPC would dominate.
+_POOL_MIN_ROUNDS = 8
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ProcessPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            # forkserver: forking a process that runs threads and an event loop is not safe.
+            _pool = ProcessPoolExecutor(max_workers=os.cpu_count() or 2,
+                                        mp_context=multiprocessing.get_context("forkserver"))
+        return _pool
+
+
+def _hashpw(secret: bytes, salt: bytes) -> bytes:
+    return bcrypt.hashpw(secret, salt)
+
+
+def _checkpw(secret: bytes, hashed: bytes) -> bool:
+    try:
+        return bcrypt.checkpw(secret, hashed)
+    except ValueError:
+        return False
+
+
+def _run(rounds: int, fn, *args):  # type: ignore[no-untyped-def]
+    if rounds < _POOL_MIN_ROUNDS:
+        return fn(*args)
+    return _executor().submit(fn, *args).result()
+
+
 def hash_secret(secret: str, rounds: int) -> str:
-    return bcrypt.hashpw(_prepare(secret), bcrypt.gensalt(rounds)).decode()
+    return _run(rounds, _hashpw, _prepare(secret), bcrypt.gensalt(rounds)).decode()  # type: ignore[no-any-return]
 
 
 def verify_secret(secret: str, hashed: str | None, rounds: int) -> bool:
     """True when `secret` matches `hashed`; with no hash, burns the same time and says False."""
     if not hashed:
-        bcrypt.hashpw(_prepare(secret), _dummy_salt(rounds))
+        _run(rounds, _hashpw, _prepare(secret), _dummy_salt(rounds))
         return False
-    try:
-        return bcrypt.checkpw(_prepare(secret), hashed.encode())
-    except ValueError:
-        return False
+    return bool(_run(rounds, _checkpw, _prepare(secret), hashed.encode()))
 
 
 _dummy_salts: dict[int, bytes] = {}
