@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from stratus.core import errors
 from stratus.core.context import RequestContext
@@ -354,6 +355,13 @@ class Authenticator:
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[token] = entry
+        return entry
+
+    async def resolve(self, token: str) -> _Cached:
+        """The token's entry: from memory when cached, else loaded in a worker thread."""
+        entry = self.cached(token)
+        if entry is None:
+            entry = await run_in_threadpool(self.load, token)
         return entry
 
     def context(self, entry: _Cached, token: str) -> RequestContext:

@@ -80,11 +80,11 @@ class IdentityClient:
             return None
         if response.status_code != 200:
             raise errors.ServiceUnavailable(f"identity could not validate a token (HTTP {response.status_code})")
-        body: dict[str, Any] = response.json()["token"]
+        fresh: dict[str, Any] = response.json()["token"]
         if len(self._cache) > 10000:
             self._cache.clear()
-        self._cache[token] = (now, body)
-        return body
+        self._cache[token] = (now, fresh)
+        return fresh
 
     def forget(self, _event: Any = None) -> None:
         """Drop every cached validation (called when identity announces a revocation)."""

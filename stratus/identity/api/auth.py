@@ -32,8 +32,7 @@ def issue_token(request: Request, body: dict[str, Any] = Body(...), nocatalog: s
 async def _subject(request: Request, ctx: RequestContext, subject: str | None) -> Any:
     if not subject:
         raise errors.NotFound("X-Subject-Token is required.")
-    auth = authenticator(request)
-    entry = auth.cached(subject) or await run_in_threadpool(auth.load, subject)
+    entry = await authenticator(request).resolve(subject)
     enforce(request, ctx, "identity:validate_token", {"target.token.user_id": entry.payload.user_id})
     return entry
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict
-from starlette.concurrency import run_in_threadpool
 
 from stratus.core import errors
 from stratus.core.context import RequestContext
@@ -40,7 +39,7 @@ async def caller(request: Request) -> RequestContext:
         raise errors.Unauthorized("The request you have made requires authentication.")
     auth = authenticator(request)
     try:
-        entry = auth.cached(token) or await run_in_threadpool(auth.load, token)
+        entry = await auth.resolve(token)
     except errors.NotFound:
         raise errors.Unauthorized("The request you have made requires authentication.") from None
     return auth.context(entry, token)
