@@ -91,7 +91,8 @@ def create_project(request: Request, body: ProjectBody, ctx: RequestContext = De
         get_domain_or_404(session, domain_id)
         if session.scalar(sa.select(Project.id).where(Project.domain_id == domain_id, Project.name == f.name)):
             raise unique_violation("Project", f.name)
-        project = Project(name=f.name, domain_id=domain_id, parent_id=f.parent_id or None, description=f.description or "",
+        project = Project(name=f.name, domain_id=domain_id, parent_id=f.parent_id or None,
+                          description=f.description or "",
                           enabled=True if f.enabled is None else f.enabled, tags=_check_tags(f.tags or []),
                           extra=extra_fields(f))
         session.add(project)

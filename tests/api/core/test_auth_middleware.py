@@ -12,7 +12,6 @@ from stratus.core.auth import AuthMiddleware, request_context
 from stratus.core.context import RequestContext
 from stratus.core.http import create_app
 from stratus.identity.client import IdentityClient, ServiceCredentials
-
 from tests.conftest import ADMIN_PASSWORD, make_identity
 
 

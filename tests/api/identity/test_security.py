@@ -7,7 +7,6 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from stratus.identity.models import Assignment, Role
-
 from tests.conftest import IdentityHarness, make_identity
 
 PASSWORD = "member-Pw-123"
