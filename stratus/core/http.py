@@ -90,18 +90,32 @@ class BodyLimitMiddleware:
                 if not value.isdigit() or int(value) > self.limit:
                     await fault_response(self.style, too_large)(scope, receive, send)
                     return
-        seen = 0
+        seen, exceeded = 0, False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise too_large
+                    # Tell the app the client left; we answer 413 ourselves below.
+                    exceeded = True
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def guarded_send(message: Message) -> None:
+            if not exceeded:
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded:
+            await fault_response(self.style, too_large)(scope, receive, send)
 
 
 def create_app(title: str, style: FaultStyle, *, max_body_bytes: int = 1024 * 1024) -> FastAPI:
