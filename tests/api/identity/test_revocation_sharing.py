@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from stratus.identity.revocation import RevocationList
-
 from tests.conftest import ADMIN_PASSWORD, IdentityHarness
 
 
