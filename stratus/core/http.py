@@ -10,7 +10,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -143,6 +143,12 @@ def create_app(title: str, style: FaultStyle, *, max_body_bytes: int = 1024 * 10
         # A concurrent request won the race for a unique name, or a reference vanished meanwhile.
         log.info("integrity error mapped to 409: %s", exc.orig)
         return fault_response(style, errors.Conflict("The request conflicts with the current state."))
+
+    @app.exception_handler(DataError)
+    async def _bad_data(_request: Request, exc: DataError) -> Response:
+        # The database refused a value (a NUL byte in PostgreSQL text, an out-of-range number).
+        log.info("data error mapped to 400: %s", exc.orig)
+        return fault_response(style, errors.BadRequest("A value in the request cannot be stored."))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -213,6 +213,31 @@ class Authenticator:
                 raise errors.Unauthorized(f"User {user.id} has no access to the requested scope.")
         return payload
 
+    def issue_for(self, user_id: str, project_id: str, methods: tuple[str, ...],
+                  app_cred_id: str | None = None) -> tuple[str, bytes]:
+        """A project-scoped token for a user the caller has authenticated by other means (an EC2
+        signature); with `app_cred_id`, limited to that application credential as if it had been
+        used. Returns the token and its rendered JSON body."""
+        with self.svc.read() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise errors.Unauthorized(AUTH_FAILED)
+            self._check_user_usable(session, user)
+            now = utcnow()
+            expires_at = now + dt.timedelta(seconds=self.svc.settings.token_expiration)
+            if app_cred_id is not None:
+                cred = session.get(ApplicationCredential, app_cred_id)
+                if cred is None or cred.user_id != user_id or cred.project_id != project_id or \
+                        (cred.expires_at and cred.expires_at < now):
+                    raise errors.Unauthorized(AUTH_FAILED)
+                expires_at = min(expires_at, cred.expires_at or expires_at)
+            scope = self._scope(session, user, {"project": {"id": project_id}})
+            payload = TokenPayload(user_id=user_id, methods=methods, expires_at=expires_at, issued_at=now,
+                                   audit_ids=(new_audit_id(),), app_cred_id=app_cred_id, **scope)
+            if not self._roles(session, payload):
+                raise errors.Unauthorized(f"User {user_id} has no access to the requested scope.")
+            return self.svc.tokens.encode(payload), self._render(session, payload)[True]
+
     def _payload_for_rescope(self, data: Any) -> TokenPayload:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise errors.BadRequest("token needs an id")

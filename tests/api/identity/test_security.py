@@ -157,3 +157,11 @@ def test_unknown_user_and_wrong_password_take_similar_time(tmp_path: Path) -> No
     unknown, wrong = elapsed("nobody"), elapsed("admin")
     # Both pay one bcrypt check at the same cost; without the dummy check, unknown would be ~0.
     assert 0.5 < unknown / wrong < 2.0, (unknown, wrong)
+
+
+def test_nul_bytes_are_refused_not_crashing(identity: IdentityHarness) -> None:
+    admin = identity.as_admin()
+    assert identity.client.get("/v3/projects/a%00b", headers=admin).status_code in (400, 404)
+    created = identity.client.post("/v3/projects", headers=admin, json={"project": {"name": "a\u0000b"}})
+    assert created.status_code in (201, 400)
+    assert identity.client.get("/v3/users?name=x%00y", headers=admin).status_code in (200, 400)
