@@ -158,10 +158,11 @@ class Authenticator:
             if method not in identity:
                 raise errors.BadRequest(f"Expecting to find {method} in identity.")
         scope = auth.get("scope")
+        generation = self.svc.generation
         with self.svc.write() as session:
             payload = self._authenticate(session, identity, methods, scope)
             token = self.svc.tokens.encode(payload)
-            rendered = self._render(session, payload)
+            rendered = self._render(session, payload, generation)
         return token, rendered[True]
 
     def _authenticate(self, session: Session, identity: dict[str, Any], methods: list[str],
@@ -218,6 +219,7 @@ class Authenticator:
         """A project-scoped token for a user the caller has authenticated by other means (an EC2
         signature); with `app_cred_id`, limited to that application credential as if it had been
         used. Returns the token and its rendered JSON body."""
+        generation = self.svc.generation
         with self.svc.read() as session:
             user = session.get(User, user_id)
             if user is None:
@@ -236,7 +238,7 @@ class Authenticator:
                                    audit_ids=(new_audit_id(),), app_cred_id=app_cred_id, **scope)
             if not self._roles(session, payload):
                 raise errors.Unauthorized(f"User {user_id} has no access to the requested scope.")
-            return self.svc.tokens.encode(payload), self._render(session, payload)[True]
+            return self.svc.tokens.encode(payload), self._render(session, payload, generation)[True]
 
     def _payload_for_rescope(self, data: Any) -> TokenPayload:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
@@ -296,8 +298,12 @@ class Authenticator:
         return roles
 
     # -- rendering and validation ---------------------------------------------------------------
-    def _render(self, session: Session, p: TokenPayload) -> dict[bool, bytes]:
-        """The token document, with and without the catalog (keys True/False)."""
+    def _render(self, session: Session, p: TokenPayload, generation: int) -> dict[bool, bytes]:
+        """The token document, with and without the catalog (keys True/False).
+
+        `generation` must be read before `session` began: a catalog built from an older snapshot
+        is then never cached under a newer generation.
+        """
         user = session.get(User, p.user_id)
         if user is None or not user.enabled:
             raise errors.NotFound(TOKEN_NOT_FOUND)
@@ -338,7 +344,7 @@ class Authenticator:
                                               "restricted": not cred.unrestricted}
         without = json.dumps({"token": body}).encode()
         if p.scope != "unscoped":
-            body["catalog"] = self.catalog.get(session, self.svc.generation)
+            body["catalog"] = self.catalog.get(session, generation)
         return {True: json.dumps({"token": body}).encode(), False: without}
 
     def _revoked(self, payload: TokenPayload) -> bool:
@@ -375,7 +381,7 @@ class Authenticator:
         self._check_live(payload)
         generation, keys_generation = self.svc.generation, self.svc.keys.generation()
         with self.svc.read() as session:
-            bodies = self._render(session, payload)
+            bodies = self._render(session, payload, generation)
         entry = _Cached(payload, generation, time.monotonic(), bodies, keys_generation)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()

@@ -66,12 +66,13 @@ def auth_catalog(request: Request, ctx: RequestContext = Depends(caller)) -> dic
     if not ctx.project_id and not ctx.domain_id and not ctx.system_scope:
         raise errors.Forbidden("The service catalog is only available to scoped tokens.")
     svc = service(request)
+    generation = svc.generation  # before the snapshot; see Authenticator._render
     with svc.read() as session:
-        catalog = authenticator(request).catalog.get(session, svc.generation)
+        catalog = authenticator(request).catalog.get(session, generation)
     return {"catalog": catalog, "links": collection_links(request)}
 
 
-def _scopes(request: Request, ctx: RequestContext, target_type: str) -> list[str]:
+def scoped_target_ids(request: Request, ctx: RequestContext, target_type: str) -> list[str]:
     """Ids of the projects or domains the caller holds any role on (directly, by group, inherited)."""
     with service(request).read() as session:
         actors = [ctx.user_id, *assignments.group_ids(session, ctx.user_id)]
@@ -89,7 +90,7 @@ def _scopes(request: Request, ctx: RequestContext, target_type: str) -> list[str
 def auth_projects(request: Request, ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
     from stratus.identity.api.projects import project_view
 
-    ids = _scopes(request, ctx, "project")
+    ids = scoped_target_ids(request, ctx, "project")
     with service(request).read() as session:
         rows = session.scalars(sa.select(Project).where(Project.id.in_(ids), Project.enabled.is_(True))
                                .order_by(Project.name)).all() if ids else []
@@ -100,7 +101,7 @@ def auth_projects(request: Request, ctx: RequestContext = Depends(caller)) -> di
 def auth_domains(request: Request, ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
     from stratus.identity.api.domains import domain_view
 
-    ids = _scopes(request, ctx, "domain")
+    ids = scoped_target_ids(request, ctx, "domain")
     with service(request).read() as session:
         rows = session.scalars(sa.select(Domain).where(Domain.id.in_(ids), Domain.enabled.is_(True))
                                .order_by(Domain.name)).all() if ids else []
