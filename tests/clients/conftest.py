@@ -1,0 +1,153 @@
+"""A real `stratus up` on a free loopback port, and the official `openstack` CLI pointed at it.
+
+The cloud starts once per test session; each test creates what it needs under unique names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+ADMIN_PASSWORD = "client-Admin-pw1"
+READY_LINE = "stratus: ready"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+CLI_TIMEOUT = 120.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _clean_environ() -> dict[str, str]:
+    """The test runner's environment without any OS_* or STRATUS_* setting that could leak in."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "STRATUS_"))}
+
+
+@dataclass
+class Cloud:
+    state_dir: Path
+    url: str  # the identity root, e.g. http://127.0.0.1:PORT
+
+    @property
+    def auth_url(self) -> str:
+        return f"{self.url}/v3"
+
+    @property
+    def clouds_yaml(self) -> Path:
+        return self.state_dir / "clouds.yaml"
+
+    @property
+    def no_clouds_yaml(self) -> Path:
+        path = self.state_dir / "no-clouds.yaml"
+        if not path.exists():
+            path.write_text("clouds: {}\n")
+        return path
+
+    def _cli(self, args: tuple[str, ...], *, check: bool,
+             clouds: Path | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**_clean_environ(), "OS_CLIENT_CONFIG_FILE": str(clouds or self.clouds_yaml)}
+        done = subprocess.run([str(VENV_BIN / "openstack"), *args], env=env, capture_output=True, text=True,
+                              timeout=CLI_TIMEOUT, cwd=self.state_dir)
+        if check and done.returncode != 0:
+            pytest.fail(f"openstack {' '.join(args)} exited {done.returncode}\n"
+                        f"stdout: {done.stdout}\nstderr: {done.stderr}")
+        return done
+
+    def run_raw(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """`openstack --os-cloud stratus ARGS` as the admin (project-scoped)."""
+        return self._cli(("--os-cloud", "stratus", *args), check=check)
+
+    def run(self, *args: str) -> Any:
+        """`openstack --os-cloud stratus ARGS -f json` as the admin; the parsed output."""
+        return json.loads(self.run_raw(*args, "-f", "json").stdout)
+
+    def run_with(self, auth: list[str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The CLI with explicit --os-* authentication options instead of the admin's cloud entry.
+
+        It reads a clouds.yaml without clouds: given the admin's file, the CLI would merge that
+        file's only cloud (admin project included) into these options."""
+        return self._cli(("--os-auth-url", self.auth_url, "--os-identity-api-version", "3",
+                          "--os-interface", "public", *auth, *args), check=check, clouds=self.no_clouds_yaml)
+
+    def run_as(self, username: str, password: str, project: str | None, *args: str,
+               check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The CLI as another user of the Default domain (unscoped when `project` is None)."""
+        auth = ["--os-username", username, "--os-password", password, "--os-user-domain-name", "Default"]
+        if project is not None:
+            auth += ["--os-project-name", project, "--os-project-domain-name", "Default"]
+        return self.run_with(auth, *args, check=check)
+
+    def admin_token(self) -> tuple[str, dict[str, Any]]:
+        """A project-scoped admin token got over plain HTTP, and its body's `token`."""
+        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": ADMIN_PASSWORD}}},
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
+        response = httpx.post(f"{self.auth_url}/auth/tokens", json=body)
+        assert response.status_code == 201, response.text
+        return response.headers["X-Subject-Token"], response.json()["token"]
+
+    def validate(self, subject: str) -> httpx.Response:
+        """GET /v3/auth/tokens for `subject`, asked by the admin."""
+        token, _ = self.admin_token()
+        return httpx.get(f"{self.auth_url}/auth/tokens", headers={"X-Auth-Token": token, "X-Subject-Token": subject})
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _wait_ready(process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if READY_LINE in log.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    output = log.read_text(errors="replace")
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    pytest.fail(f"stratus up did not print {READY_LINE!r} within {START_TIMEOUT:.0f} s "
+                f"(exit code {process.returncode}); its output:\n{output}")
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    state_dir = tmp_path_factory.mktemp("stratus-cloud")
+    port = _free_port()
+    env = {**_clean_environ(), "PYTHONUNBUFFERED": "1", "STRATUS_IDENTITY__PORT": str(port),
+           "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": ADMIN_PASSWORD, "STRATUS_IDENTITY__BCRYPT_ROUNDS": "4"}
+    log = state_dir / "stratus-up.log"
+    # Output goes to a file, not a pipe: a server that logs a lot can never block on a full pipe.
+    with log.open("wb") as sink:
+        process = subprocess.Popen([str(VENV_BIN / "stratus"), "up", "--state-dir", str(state_dir)],
+                                   env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=state_dir)
+    _wait_ready(process, log)
+    try:
+        yield Cloud(state_dir=state_dir, url=f"http://127.0.0.1:{port}")
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            code = process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            pytest.fail(f"stratus up did not stop within {STOP_TIMEOUT:.0f} s of SIGTERM")
+        assert code == 0, f"stratus up exited {code} on SIGTERM; its output:\n{log.read_text(errors='replace')}"
