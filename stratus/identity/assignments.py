@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from stratus.identity.models import Assignment, ImpliedRole, Membership, Project, Role
+from stratus.identity.models import NO_DOMAIN, Assignment, ImpliedRole, Membership, Project, Role
 
 SYSTEM_ALL = "all"
 
@@ -67,7 +67,12 @@ def effective_role_ids(session: Session, user_id: str, *, project: Project | Non
     actors = [user_id, *group_ids(session, user_id)]
     targets = scope_targets(session, project=project, domain_id=domain_id, system=system)
     direct = direct_role_ids(session, actors, targets)
-    return implied_closure(session, direct) if direct else set()
+    if not direct:
+        return set()
+    roles = implied_closure(session, direct)
+    # Domain-specific roles only stand for the global roles they imply; tokens never carry them.
+    local = set(session.scalars(sa.select(Role.id).where(Role.id.in_(roles), Role.domain_id != NO_DOMAIN)))
+    return roles - local
 
 
 def role_refs(session: Session, role_ids: set[str]) -> list[dict[str, str]]:

@@ -52,6 +52,8 @@ _RULES = {
     "identity:update_role": _ADMIN,
     "identity:delete_role": _ADMIN,
     "identity:implied_roles": _ADMIN,
+    "identity:get_implied_role": _ADMIN_OR_READER,
+    "identity:list_implied_roles": _ADMIN_OR_READER,
     "identity:list_grants": _ADMIN,
     "identity:check_grant": _ADMIN,
     "identity:create_grant": _ADMIN,

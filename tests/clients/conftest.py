@@ -128,10 +128,8 @@ def _wait_ready(process: subprocess.Popen[bytes], log: Path) -> None:
                 f"(exit code {process.returncode}); its output:\n{output}")
 
 
-@pytest.fixture(scope="session")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    state_dir = tmp_path_factory.mktemp("stratus-cloud")
-    port = _free_port()
+def launch(state_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    """`stratus up` on `port`, returned once it printed that it is ready."""
     env = {**_clean_environ(), "PYTHONUNBUFFERED": "1", "STRATUS_IDENTITY__PORT": str(port),
            "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": ADMIN_PASSWORD, "STRATUS_IDENTITY__BCRYPT_ROUNDS": "4"}
     log = state_dir / "stratus-up.log"
@@ -140,14 +138,28 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         process = subprocess.Popen([str(VENV_BIN / "stratus"), "up", "--state-dir", str(state_dir)],
                                    env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=state_dir)
     _wait_ready(process, log)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes], state_dir: Path) -> None:
+    """SIGTERM, then insist on a clean exit (code 0) within STOP_TIMEOUT."""
+    os.kill(process.pid, signal.SIGTERM)
+    try:
+        code = process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"stratus up did not stop within {STOP_TIMEOUT:.0f} s of SIGTERM")
+    log = (state_dir / "stratus-up.log").read_text(errors="replace")
+    assert code == 0, f"stratus up exited {code} on SIGTERM; its output:\n{log}"
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    state_dir = tmp_path_factory.mktemp("stratus-cloud")
+    port = _free_port()
+    process = launch(state_dir, port)
     try:
         yield Cloud(state_dir=state_dir, url=f"http://127.0.0.1:{port}")
     finally:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            code = process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            pytest.fail(f"stratus up did not stop within {STOP_TIMEOUT:.0f} s of SIGTERM")
-        assert code == 0, f"stratus up exited {code} on SIGTERM; its output:\n{log.read_text(errors='replace')}"
+        stop(process, state_dir)
