@@ -1,8 +1,8 @@
 # The two commands of the README: `make up` and `make test`. Both install first.
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
-# Debian packages the project needs on the machine (none beyond Python for identity yet).
-DEB_PACKAGES :=
+# Debian packages the project needs on the machine: wrk drives the benchmarks.
+DEB_PACKAGES := wrk
 STATE_DIR ?= state
 
 .PHONY: install up test lint bench
@@ -27,4 +27,4 @@ lint: install
 	.venv/bin/ruff check stratus tests bench
 
 bench: install
-	.venv/bin/python bench/identity.py
+	.venv/bin/python bench/identity.py --keystone-cache

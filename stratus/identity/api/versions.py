@@ -23,18 +23,18 @@ def _version(request: Request, spec: tuple[str, str, str, str, str]) -> dict[str
 
 
 @router.get("/")
-def versions(request: Request) -> JSONResponse:
+async def versions(request: Request) -> JSONResponse:
     body = {"versions": {"values": [_version(request, _V3), _version(request, _V2)]}}
     return JSONResponse(body, status_code=300)
 
 
 @router.get("/v3")
 @router.get("/v3/", include_in_schema=False)
-def version_v3(request: Request) -> dict[str, Any]:
+async def version_v3(request: Request) -> dict[str, Any]:
     return {"version": _version(request, _V3)}
 
 
 @router.get("/v2.0")
 @router.get("/v2.0/", include_in_schema=False)
-def version_v2(request: Request) -> dict[str, Any]:
+async def version_v2(request: Request) -> dict[str, Any]:
     return {"version": _version(request, _V2)}
