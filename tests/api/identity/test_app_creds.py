@@ -5,26 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import sqlalchemy as sa
-
-from stratus.identity.models import ApplicationCredential, Assignment, Role
+from stratus.identity.models import ApplicationCredential
+from tests.api.identity.helpers import MEMBER_PASSWORD, add_member
 from tests.conftest import IdentityHarness
 
-PASSWORD = "member-Pw-123"
+PASSWORD = MEMBER_PASSWORD
 
-
-def _member(identity: IdentityHarness, name: str, project_name: str) -> tuple[str, str]:
-    """A user holding `member` (and so `reader`) on a new project; returns (user_id, project_id)."""
-    admin = identity.as_admin()
-    project = identity.client.post("/v3/projects", headers=admin, json={"project": {"name": project_name}})
-    user = identity.client.post("/v3/users", headers=admin, json={"user": {"name": name, "password": PASSWORD}})
-    assert project.status_code == 201 and user.status_code == 201
-    project_id, user_id = project.json()["project"]["id"], user.json()["user"]["id"]
-    with identity.service.write() as session:
-        member = session.scalar(sa.select(Role).where(Role.name == "member"))
-        session.add(Assignment(actor_type="user", actor_id=user_id, target_type="project",
-                               target_id=project_id, role_id=member.id, inherited=False))
-    return user_id, project_id
 
 
 def _create(identity: IdentityHarness, token: str, user_id: str, **fields: Any) -> Any:
@@ -42,7 +28,7 @@ def _role_names(body: Any) -> set[str]:
 
 
 def test_create_shows_the_secret_once_and_defaults_to_the_tokens_roles(identity: IdentityHarness) -> None:
-    user_id, project_id = _member(identity, "alice", "project-a")
+    user_id, project_id = add_member(identity, "alice", "project-a")
     token = identity.token("alice", PASSWORD, "project-a")
     created = _create(identity, token, user_id, name="ci", description="for CI")
     assert created.status_code == 201, created.text
@@ -69,7 +55,7 @@ def test_create_shows_the_secret_once_and_defaults_to_the_tokens_roles(identity:
 
 
 def test_invalid_requests_are_refused_and_change_nothing(identity: IdentityHarness) -> None:
-    user_id, _ = _member(identity, "alice", "project-a")
+    user_id, _ = add_member(identity, "alice", "project-a")
     token = identity.token("alice", PASSWORD, "project-a")
     past = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()
     assert _create(identity, token, user_id, name="one", secret="s3cret").status_code == 201
@@ -95,8 +81,8 @@ def test_invalid_requests_are_refused_and_change_nothing(identity: IdentityHarne
 
 
 def test_only_the_owner_creates_and_others_cannot_see(identity: IdentityHarness) -> None:
-    alice, _ = _member(identity, "alice", "project-a")
-    bob, _ = _member(identity, "bob", "project-b")
+    alice, _ = add_member(identity, "alice", "project-a")
+    bob, _ = add_member(identity, "bob", "project-b")
     alice_token = identity.token("alice", PASSWORD, "project-a")
     bob_token = identity.token("bob", PASSWORD, "project-b")
     cred = _create(identity, alice_token, alice, name="mine").json()["application_credential"]
@@ -121,7 +107,7 @@ def test_only_the_owner_creates_and_others_cannot_see(identity: IdentityHarness)
 
 
 def test_authenticate_by_id_and_by_name_gets_only_the_delegated_roles(identity: IdentityHarness) -> None:
-    user_id, project_id = _member(identity, "alice", "project-a")
+    user_id, project_id = add_member(identity, "alice", "project-a")
     token = identity.token("alice", PASSWORD, "project-a")
     cred = _create(identity, token, user_id, name="reader-only", secret="app-Secret-1",
                    roles=[{"name": "reader"}]).json()["application_credential"]
@@ -144,7 +130,7 @@ def test_authenticate_by_id_and_by_name_gets_only_the_delegated_roles(identity: 
 
 
 def test_expired_credential_no_longer_authenticates(identity: IdentityHarness) -> None:
-    user_id, _ = _member(identity, "alice", "project-a")
+    user_id, _ = add_member(identity, "alice", "project-a")
     token = identity.token("alice", PASSWORD, "project-a")
     soon = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).replace(microsecond=0)
     cred = _create(identity, token, user_id, name="short", secret="app-Secret-1",
@@ -161,7 +147,7 @@ def test_expired_credential_no_longer_authenticates(identity: IdentityHarness) -
 
 
 def test_deleting_a_credential_revokes_its_tokens(identity: IdentityHarness) -> None:
-    user_id, _ = _member(identity, "alice", "project-a")
+    user_id, _ = add_member(identity, "alice", "project-a")
     token = identity.token("alice", PASSWORD, "project-a")
     cred = _create(identity, token, user_id, name="gone", secret="app-Secret-1").json()["application_credential"]
     app_token = _auth(identity, {"id": cred["id"], "secret": "app-Secret-1"}).headers["X-Subject-Token"]
@@ -178,7 +164,7 @@ def test_deleting_a_credential_revokes_its_tokens(identity: IdentityHarness) -> 
 
 
 def test_restricted_credential_cannot_manage_credentials(identity: IdentityHarness) -> None:
-    user_id, _ = _member(identity, "alice", "project-a")
+    user_id, _ = add_member(identity, "alice", "project-a")
     token = identity.token("alice", PASSWORD, "project-a")
     restricted = _create(identity, token, user_id, name="restricted", secret="s-1").json()["application_credential"]
     unrestricted = _create(identity, token, user_id, name="free", secret="s-2", unrestricted=True,

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.api.identity.helpers import MEMBER_PASSWORD, add_member
 from tests.conftest import IdentityHarness
-
-MEMBER_PASSWORD = "member-Pw-123456"
 
 
 def make_member(identity: IdentityHarness, name: str) -> dict[str, str]:
-    """A Default-domain user holding `member` on a project of its own (its default project)."""
-    client, admin = identity.client, identity.as_admin()
-    project = client.post("/v3/projects", headers=admin, json={"project": {"name": f"{name}-project"}})
-    assert project.status_code == 201, project.text
-    project_id = project.json()["project"]["id"]
-    user = client.post("/v3/users", headers=admin, json={"user": {
-        "name": name, "password": MEMBER_PASSWORD, "default_project_id": project_id}})
-    assert user.status_code == 201, user.text
-    user_id = user.json()["user"]["id"]
-    [role] = client.get("/v3/roles?name=member", headers=admin).json()["roles"]
-    granted = client.put(f"/v3/projects/{project_id}/users/{user_id}/roles/{role['id']}", headers=admin)
-    assert granted.status_code == 204, granted.text
+    """A member of a project of its own, with a token scoped to it."""
+    user_id, project_id = add_member(identity, name, f"{name}-project")
     token = identity.token(name, MEMBER_PASSWORD, f"{name}-project")
     return {"user_id": user_id, "project_id": project_id, "token": token}
 

@@ -6,28 +6,14 @@ import hashlib
 import json
 from typing import Any
 
-import sqlalchemy as sa
-
 from stratus.identity.ec2sign import sign_v4
-from stratus.identity.models import Assignment, Credential, Role
+from stratus.identity.models import Credential
+from tests.api.identity.helpers import MEMBER_PASSWORD, add_member
 from tests.conftest import IdentityHarness
 
-PASSWORD = "member-Pw-123"
+PASSWORD = MEMBER_PASSWORD
 HOST = "ec2.example.test:8788"
 
-
-def _member(identity: IdentityHarness, name: str, project_name: str) -> tuple[str, str]:
-    """A user holding `member` (and so `reader`) on a new project; returns (user_id, project_id)."""
-    admin = identity.as_admin()
-    project = identity.client.post("/v3/projects", headers=admin, json={"project": {"name": project_name}})
-    user = identity.client.post("/v3/users", headers=admin, json={"user": {"name": name, "password": PASSWORD}})
-    assert project.status_code == 201 and user.status_code == 201
-    project_id, user_id = project.json()["project"]["id"], user.json()["user"]["id"]
-    with identity.service.write() as session:
-        member = session.scalar(sa.select(Role).where(Role.name == "member"))
-        session.add(Assignment(actor_type="user", actor_id=user_id, target_type="project",
-                               target_id=project_id, role_id=member.id, inherited=False))
-    return user_id, project_id
 
 
 def _signed(access: str, secret: str, **changes: Any) -> dict[str, Any]:
@@ -46,7 +32,7 @@ def _stored_blob(identity: IdentityHarness, credential_id: str) -> str:
 
 
 def test_credential_crud_keeps_the_blob_encrypted(identity: IdentityHarness) -> None:
-    user_id, project_id = _member(identity, "alice", "project-a")
+    user_id, project_id = add_member(identity, "alice", "project-a")
     headers = {"X-Auth-Token": identity.token("alice", PASSWORD, "project-a")}
     client = identity.client
     created = client.post("/v3/credentials", headers=headers, json={"credential": {
@@ -74,8 +60,8 @@ def test_credential_crud_keeps_the_blob_encrypted(identity: IdentityHarness) -> 
 
 
 def test_users_only_reach_their_own_credentials(identity: IdentityHarness) -> None:
-    alice, project_a = _member(identity, "alice", "project-a")
-    bob, _ = _member(identity, "bob", "project-b")
+    alice, project_a = add_member(identity, "alice", "project-a")
+    bob, _ = add_member(identity, "bob", "project-b")
     client = identity.client
     alice_headers = {"X-Auth-Token": identity.token("alice", PASSWORD, "project-a")}
     bob_headers = {"X-Auth-Token": identity.token("bob", PASSWORD, "project-b")}
@@ -105,7 +91,7 @@ def test_users_only_reach_their_own_credentials(identity: IdentityHarness) -> No
 
 
 def test_ec2_credentials_are_keyed_by_their_access_key(identity: IdentityHarness) -> None:
-    user_id, project_id = _member(identity, "alice", "project-a")
+    user_id, project_id = add_member(identity, "alice", "project-a")
     headers = {"X-Auth-Token": identity.token("alice", PASSWORD, "project-a")}
     client = identity.client
     blob = json.dumps({"access": "AKIDEXAMPLE", "secret": "wJalrXUtnFEMI"})
@@ -145,8 +131,8 @@ def test_ec2_credentials_are_keyed_by_their_access_key(identity: IdentityHarness
 
 
 def test_os_ec2_key_pair_lifecycle(identity: IdentityHarness) -> None:
-    user_id, project_id = _member(identity, "alice", "project-a")
-    bob, _ = _member(identity, "bob", "project-b")
+    user_id, project_id = add_member(identity, "alice", "project-a")
+    bob, _ = add_member(identity, "bob", "project-b")
     headers = {"X-Auth-Token": identity.token("alice", PASSWORD, "project-a")}
     client, base = identity.client, f"/v3/users/{user_id}/credentials/OS-EC2"
     created = client.post(base, headers=headers, json={"tenant_id": project_id})
@@ -174,7 +160,7 @@ def test_os_ec2_key_pair_lifecycle(identity: IdentityHarness) -> None:
 
 
 def test_ec2tokens_issues_a_project_token_for_a_valid_signature(identity: IdentityHarness) -> None:
-    user_id, project_id = _member(identity, "alice", "project-a")
+    user_id, project_id = add_member(identity, "alice", "project-a")
     headers = {"X-Auth-Token": identity.token("alice", PASSWORD, "project-a")}
     pair = identity.client.post(f"/v3/users/{user_id}/credentials/OS-EC2", headers=headers,
                                 json={"tenant_id": project_id}).json()["credential"]
@@ -193,7 +179,7 @@ def test_ec2tokens_issues_a_project_token_for_a_valid_signature(identity: Identi
 
 
 def test_ec2tokens_refuses_bad_signatures_and_unknown_keys(identity: IdentityHarness) -> None:
-    user_id, project_id = _member(identity, "alice", "project-a")
+    user_id, project_id = add_member(identity, "alice", "project-a")
     headers = {"X-Auth-Token": identity.token("alice", PASSWORD, "project-a")}
     pair = identity.client.post(f"/v3/users/{user_id}/credentials/OS-EC2", headers=headers,
                                 json={"tenant_id": project_id}).json()["credential"]
@@ -213,7 +199,7 @@ def test_ec2tokens_refuses_bad_signatures_and_unknown_keys(identity: IdentityHar
 
 
 def test_ec2_pair_made_with_an_application_credential_keeps_its_limits(identity: IdentityHarness) -> None:
-    user_id, project_id = _member(identity, "alice", "project-a")
+    user_id, project_id = add_member(identity, "alice", "project-a")
     token = identity.token("alice", PASSWORD, "project-a")
     app = identity.client.post(f"/v3/users/{user_id}/application_credentials", headers={"X-Auth-Token": token},
                                json={"application_credential": {"name": "ro", "secret": "app-Secret-1",

@@ -6,26 +6,14 @@ from typing import Any
 
 import pytest
 
+from tests.api.identity.helpers import create, error_message, role_id
 from tests.conftest import IdentityHarness
 
 PASSWORD = "grant-test-Pw1"
 ROOT = "http://testserver"
 
 
-def _create(identity: IdentityHarness, kind: str, **fields: Any) -> dict[str, Any]:
-    response = identity.client.post(f"/v3/{kind}s", json={kind: fields}, headers=identity.as_admin())
-    assert response.status_code == 201, response.text
-    return response.json()[kind]  # type: ignore[no-any-return]
 
-
-def _role_id(identity: IdentityHarness, name: str) -> str:
-    roles = identity.client.get(f"/v3/roles?name={name}", headers=identity.as_admin()).json()["roles"]
-    return roles[0]["id"]  # type: ignore[no-any-return]
-
-
-def _error(response: Any, status: int) -> str:
-    assert response.status_code == status, response.text
-    return response.json()["error"]["message"]  # type: ignore[no-any-return]
 
 
 def _assignments(identity: IdentityHarness, query: str) -> list[dict[str, Any]]:
@@ -42,12 +30,12 @@ def _scoped(identity: IdentityHarness, user_id: str, scope: dict[str, Any]) -> A
 @pytest.fixture
 def world(identity: IdentityHarness) -> dict[str, Any]:
     """A project with a child, a user, a group holding a second user, and a role."""
-    parent = _create(identity, "project", name="parent")
-    return {"project": parent, "child": _create(identity, "project", name="child", parent_id=parent["id"]),
-            "user": _create(identity, "user", name="bob", password=PASSWORD),
-            "member": _create(identity, "user", name="carol", password=PASSWORD),
-            "group": _create(identity, "group", name="devs"),
-            "role": _create(identity, "role", name="auditor")}
+    parent = create(identity, "project", name="parent")
+    return {"project": parent, "child": create(identity, "project", name="child", parent_id=parent["id"]),
+            "user": create(identity, "user", name="bob", password=PASSWORD),
+            "member": create(identity, "user", name="carol", password=PASSWORD),
+            "group": create(identity, "group", name="devs"),
+            "role": create(identity, "role", name="auditor")}
 
 
 def _join(identity: IdentityHarness, world: dict[str, Any]) -> None:
@@ -70,7 +58,7 @@ def test_project_user_grant_lifecycle(identity: IdentityHarness, world: dict[str
     assert _scoped(identity, user["id"], {"project": {"id": project["id"]}}).status_code == 201
     assert client.delete(grant, headers=admin).status_code == 204
     assert client.head(grant, headers=admin).status_code == 404
-    assert "Could not find role assignment" in _error(client.delete(grant, headers=admin), 404)
+    assert "Could not find role assignment" in error_message(client.delete(grant, headers=admin), 404)
     assert client.get(f"/v3/projects/{project['id']}/users/{user['id']}/roles", headers=admin).json()["roles"] == []
 
 
@@ -86,9 +74,9 @@ def test_grants_name_the_missing_entity_and_store_nothing(identity: IdentityHarn
              f"/v3/OS-INHERIT/domains/nodomain/users/{user}/roles/{role}/inherited_to_projects":
                  "Could not find domain: nodomain."}
     for path, message in cases.items():
-        assert _error(client.put(path, headers=admin), 404) == message, path
+        assert error_message(client.put(path, headers=admin), 404) == message, path
         assert client.head(path, headers=admin).status_code == 404, path
-    assert _error(client.get(f"/v3/projects/{project}/users/nobody/roles", headers=admin), 404) == \
+    assert error_message(client.get(f"/v3/projects/{project}/users/nobody/roles", headers=admin), 404) == \
         "Could not find user: nobody."
     assert _assignments(identity, f"role.id={role}") == []
 
@@ -200,12 +188,12 @@ def test_project_grant_inherited_to_the_subtree_only(identity: IdentityHarness, 
 
 def test_domain_specific_roles_stay_in_their_domain(identity: IdentityHarness, world: dict[str, Any]) -> None:
     client, admin = identity.client, identity.as_admin()
-    other = _create(identity, "domain", name="other")
-    elsewhere = _create(identity, "project", name="elsewhere", domain_id=other["id"])
-    local = _create(identity, "role", name="local", domain_id="default")
+    other = create(identity, "domain", name="other")
+    elsewhere = create(identity, "project", name="elsewhere", domain_id=other["id"])
+    local = create(identity, "role", name="local", domain_id="default")
     user = world["user"]["id"]
-    _error(client.put(f"/v3/projects/{elsewhere['id']}/users/{user}/roles/{local['id']}", headers=admin), 403)
-    _error(client.put(f"/v3/system/users/{user}/roles/{local['id']}", headers=admin), 403)
+    error_message(client.put(f"/v3/projects/{elsewhere['id']}/users/{user}/roles/{local['id']}", headers=admin), 403)
+    error_message(client.put(f"/v3/system/users/{user}/roles/{local['id']}", headers=admin), 403)
     assert client.put(f"/v3/projects/{world['project']['id']}/users/{user}/roles/{local['id']}",
                       headers=admin).status_code == 204
     # A domain's role only serves to imply others: effective listings leave it out, as Keystone does.
@@ -245,7 +233,7 @@ def test_effective_assignments_expand_groups_and_implied_roles(identity: Identit
     client, admin = identity.client, identity.as_admin()
     _join(identity, world)
     project, member, group = world["project"], world["member"], world["group"]
-    member_role, reader = _role_id(identity, "member"), _role_id(identity, "reader")
+    member_role, reader = role_id(identity, "member"), role_id(identity, "reader")
     grant = f"/v3/projects/{project['id']}/groups/{group['id']}/roles/{member_role}"
     client.put(grant, headers=admin)
     effective = _assignments(identity, f"user.id={member['id']}&scope.project.id={project['id']}&effective")
@@ -280,16 +268,16 @@ def test_include_subtree_lists_the_projects_below(identity: IdentityHarness, wor
     "effective&group.id=b", "effective&scope.domain.id=d&scope.OS-INHERIT:inherited_to=projects",
     "include_subtree=true"])
 def test_role_assignment_filters_that_cannot_work_are_refused(identity: IdentityHarness, query: str) -> None:
-    _error(identity.client.get(f"/v3/role_assignments?{query}", headers=identity.as_admin()), 400)
+    error_message(identity.client.get(f"/v3/role_assignments?{query}", headers=identity.as_admin()), 400)
 
 
 def test_only_admins_grant_and_list_assignments(identity: IdentityHarness, world: dict[str, Any]) -> None:
     client, admin = identity.client, identity.as_admin()
     project, user = world["project"], world["user"]
-    client.put(f"/v3/projects/{project['id']}/users/{user['id']}/roles/{_role_id(identity, 'member')}",
+    client.put(f"/v3/projects/{project['id']}/users/{user['id']}/roles/{role_id(identity, 'member')}",
                headers=admin)
     mine = {"X-Auth-Token": identity.token("bob", PASSWORD, "parent")}
-    admin_role = _role_id(identity, "admin")
+    admin_role = role_id(identity, "admin")
     assert client.put(f"/v3/projects/{project['id']}/users/{user['id']}/roles/{admin_role}",
                       headers=mine).status_code == 403
     assert client.get("/v3/role_assignments", headers=mine).status_code == 403

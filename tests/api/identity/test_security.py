@@ -4,27 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlalchemy as sa
-
-from stratus.identity.models import Assignment, Role
+from tests.api.identity.helpers import MEMBER_PASSWORD, add_member
 from tests.conftest import IdentityHarness, make_identity
 
-PASSWORD = "member-Pw-123"
+PASSWORD = MEMBER_PASSWORD
 
-
-def _member(identity: IdentityHarness, name: str, project_name: str) -> tuple[str, str]:
-    """A user holding `member` on a new project; returns (user_id, project_id)."""
-    admin = identity.as_admin()
-    project = identity.client.post("/v3/projects", headers=admin, json={"project": {"name": project_name}})
-    assert project.status_code == 201, project.text
-    user = identity.client.post("/v3/users", headers=admin, json={"user": {"name": name, "password": PASSWORD}})
-    assert user.status_code == 201, user.text
-    project_id, user_id = project.json()["project"]["id"], user.json()["user"]["id"]
-    with identity.service.write() as session:
-        member = session.scalar(sa.select(Role).where(Role.name == "member"))
-        session.add(Assignment(actor_type="user", actor_id=user_id, target_type="project",
-                               target_id=project_id, role_id=member.id, inherited=False))
-    return user_id, project_id
 
 
 def _works(identity: IdentityHarness, token: str) -> bool:
@@ -34,8 +18,8 @@ def _works(identity: IdentityHarness, token: str) -> bool:
 
 
 def test_member_cannot_reach_beyond_its_project(identity: IdentityHarness) -> None:
-    user_a, project_a = _member(identity, "alice", "project-a")
-    _, project_b = _member(identity, "bob", "project-b")
+    user_a, project_a = add_member(identity, "alice", "project-a")
+    _, project_b = add_member(identity, "bob", "project-b")
     token = identity.token("alice", PASSWORD, "project-a")
     headers = {"X-Auth-Token": token}
     client = identity.client
@@ -64,7 +48,7 @@ def test_member_cannot_reach_beyond_its_project(identity: IdentityHarness) -> No
 
 
 def test_member_cannot_validate_others_tokens(identity: IdentityHarness) -> None:
-    _member(identity, "alice", "project-a")
+    add_member(identity, "alice", "project-a")
     token = identity.token("alice", PASSWORD, "project-a")
     other = identity.client.get("/v3/auth/tokens", headers={"X-Auth-Token": token,
                                                             "X-Subject-Token": identity.admin_token})
@@ -74,7 +58,7 @@ def test_member_cannot_validate_others_tokens(identity: IdentityHarness) -> None
 
 
 def test_password_change_by_the_user_revokes_its_tokens(identity: IdentityHarness) -> None:
-    user_id, _ = _member(identity, "alice", "project-a")
+    user_id, _ = add_member(identity, "alice", "project-a")
     token = identity.token("alice", PASSWORD, "project-a")
     assert _works(identity, token)
     wrong = identity.client.post(f"/v3/users/{user_id}/password", headers={"X-Auth-Token": token},
@@ -88,7 +72,7 @@ def test_password_change_by_the_user_revokes_its_tokens(identity: IdentityHarnes
 
 
 def test_admin_password_reset_disable_and_delete_revoke_tokens(identity: IdentityHarness) -> None:
-    user_id, project_id = _member(identity, "alice", "project-a")
+    user_id, project_id = add_member(identity, "alice", "project-a")
     client, admin = identity.client, identity.as_admin()
     token = identity.token("alice", PASSWORD, "project-a")
     assert client.patch(f"/v3/users/{user_id}", headers=admin,
@@ -131,7 +115,7 @@ def test_bad_input_changes_nothing(identity: IdentityHarness) -> None:
 def test_lockout_after_repeated_failures(tmp_path: Path) -> None:
     harness = make_identity(tmp_path / "state", f"sqlite:///{tmp_path / 'id.sqlite'}",
                             lockout_failure_attempts=2, lockout_duration=60)
-    _member(harness, "alice", "project-a")
+    add_member(harness, "alice", "project-a")
     body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
         "name": "alice", "domain": {"id": "default"}, "password": "wrong"}}}}}
     for _ in range(2):

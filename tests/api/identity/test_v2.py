@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api.identity.test_catalog import MEMBER_PASSWORD, make_member
+from tests.api.identity.helpers import MEMBER_PASSWORD
+from tests.api.identity.test_catalog import make_member
 from tests.conftest import ADMIN_PASSWORD, IdentityHarness
 
 
