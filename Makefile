@@ -25,6 +25,7 @@ test: install
 
 lint: install
 	.venv/bin/ruff check stratus tests bench
+	.venv/bin/mypy stratus
 
 bench: install
 	.venv/bin/python bench/identity.py --keystone-cache

@@ -353,9 +353,9 @@ def _verify_v4(
     else:
         auth = _parse_authorization(headers["authorization"])
         credential, signed_headers, given = auth["Credential"], auth["SignedHeaders"], auth["Signature"]
-        amz_date = headers.get("x-amz-date")
-        if amz_date is None:
+        if headers.get("x-amz-date") is None:
             raise SignatureError("X-Amz-Date header is missing")
+        amz_date = headers["x-amz-date"]
         expires = None
         declared = headers.get("x-amz-content-sha256")
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from stratus.core import errors
 from stratus.core.context import RequestContext
 from stratus.core.http import paginate
-from stratus.identity.api.deps import Body, caller, collection_links, enforce, extra_fields, link, service
+from stratus.identity.api.deps import Body, caller, collection_links, enforce, extra_fields, find_or_404, link, service
 from stratus.identity.bootstrap import INTERFACES
 from stratus.identity.models import Endpoint, Region, Service, new_id
 
@@ -55,10 +55,7 @@ def region_view(request: Request, r: Region) -> dict[str, Any]:
 
 
 def get_region_or_404(session: Session, region_id: str) -> Region:
-    region = session.get(Region, region_id)
-    if region is None:
-        raise errors.NotFound(f"Could not find region: {region_id}.")
-    return region
+    return find_or_404(session, Region, region_id, "region")
 
 
 def _subtree(session: Session, region_id: str) -> list[str]:
@@ -177,10 +174,7 @@ def service_view(request: Request, s: Service) -> dict[str, Any]:
 
 
 def get_service_or_404(session: Session, service_id: str) -> Service:
-    found = session.get(Service, service_id)
-    if found is None:
-        raise errors.NotFound(f"Could not find service: {service_id}.")
-    return found
+    return find_or_404(session, Service, service_id, "service")
 
 
 @router.post("/v3/services", status_code=201)
@@ -274,10 +268,7 @@ def endpoint_view(request: Request, e: Endpoint) -> dict[str, Any]:
 
 
 def get_endpoint_or_404(session: Session, endpoint_id: str) -> Endpoint:
-    endpoint = session.get(Endpoint, endpoint_id)
-    if endpoint is None:
-        raise errors.NotFound(f"Could not find endpoint: {endpoint_id}.")
-    return endpoint
+    return find_or_404(session, Endpoint, endpoint_id, "endpoint")
 
 
 def _check_interface(interface: str | None) -> str:

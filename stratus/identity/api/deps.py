@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict
@@ -11,6 +11,8 @@ from stratus.core import errors
 from stratus.core.context import RequestContext
 from stratus.identity.auth import Authenticator
 from stratus.identity.service import IdentityService
+
+T = TypeVar("T")
 
 
 class Body(BaseModel):
@@ -68,6 +70,14 @@ def collection_links(request: Request) -> dict[str, Any]:
 def extra_fields(model: BaseModel) -> dict[str, Any]:
     """The keys a client sent beyond the documented ones (kept and returned, as Keystone does)."""
     return dict(model.model_extra or {})
+
+
+def find_or_404(session: Any, model: type[T], key: str, noun: str) -> T:
+    """The row with primary key `key`, or Keystone's "Could not find <noun>: <key>." 404."""
+    row = session.get(model, key)
+    if row is None:
+        raise errors.NotFound(f"Could not find {noun}: {key}.")
+    return row  # type: ignore[no-any-return]
 
 
 def truthy(value: str | None) -> bool | None:

@@ -16,6 +16,7 @@ from stratus.identity.api.deps import (
     collection_links,
     enforce,
     extra_fields,
+    find_or_404,
     link,
     service,
     truthy,
@@ -43,10 +44,7 @@ def domain_view(request: Request, d: Domain) -> dict[str, Any]:
 
 
 def get_domain_or_404(session: Any, domain_id: str) -> Domain:
-    domain = session.get(Domain, domain_id)
-    if domain is None:
-        raise errors.NotFound(f"Could not find domain: {domain_id}.")
-    return domain
+    return find_or_404(session, Domain, domain_id, "domain")
 
 
 @router.post("/v3/domains", status_code=201)

@@ -12,7 +12,16 @@ from sqlalchemy.orm import Session
 from stratus.core import errors
 from stratus.core.context import RequestContext
 from stratus.core.http import paginate
-from stratus.identity.api.deps import StrictBody, caller, collection_links, enforce, link, service, unique_violation
+from stratus.identity.api.deps import (
+    StrictBody,
+    caller,
+    collection_links,
+    enforce,
+    find_or_404,
+    link,
+    service,
+    unique_violation,
+)
 from stratus.identity.api.domains import get_domain_or_404
 from stratus.identity.api.users import get_user_or_404, user_view
 from stratus.identity.models import Assignment, Group, Membership, User
@@ -37,10 +46,7 @@ def group_view(request: Request, group: Group) -> dict[str, Any]:
 
 
 def get_group_or_404(session: Session, group_id: str) -> Group:
-    group = session.get(Group, group_id)
-    if group is None:
-        raise errors.NotFound(f"Could not find group: {group_id}.")
-    return group
+    return find_or_404(session, Group, group_id, "group")
 
 
 def member_ids(session: Session, group_ids: list[str]) -> list[str]:

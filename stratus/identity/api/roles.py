@@ -13,7 +13,16 @@ from stratus.core import errors
 from stratus.core.context import RequestContext
 from stratus.core.http import paginate
 from stratus.identity import assignments
-from stratus.identity.api.deps import StrictBody, caller, collection_links, enforce, link, service, unique_violation
+from stratus.identity.api.deps import (
+    StrictBody,
+    caller,
+    collection_links,
+    enforce,
+    find_or_404,
+    link,
+    service,
+    unique_violation,
+)
 from stratus.identity.api.domains import get_domain_or_404
 from stratus.identity.api.groups import member_ids
 from stratus.identity.models import NO_DOMAIN, Assignment, ImpliedRole, Role
@@ -42,10 +51,7 @@ def role_view(request: Request, role: Role) -> dict[str, Any]:
 
 
 def get_role_or_404(session: Session, role_id: str) -> Role:
-    role = session.get(Role, role_id)
-    if role is None:
-        raise errors.NotFound(f"Could not find role: {role_id}.")
-    return role
+    return find_or_404(session, Role, role_id, "role")
 
 
 def _check_options(options: dict[str, bool | None] | None) -> None:

@@ -20,6 +20,7 @@ from stratus.identity.api.deps import (
     collection_links,
     enforce,
     extra_fields,
+    find_or_404,
     link,
     service,
     truthy,
@@ -67,10 +68,7 @@ def user_view(request: Request, u: User) -> dict[str, Any]:
 
 
 def get_user_or_404(session: Any, user_id: str) -> User:
-    user = session.get(User, user_id)
-    if user is None:
-        raise errors.NotFound(f"Could not find user: {user_id}.")
-    return user
+    return find_or_404(session, User, user_id, "user")
 
 
 def _hash(request: Request, secret: str) -> str:
