@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -13,10 +14,13 @@ import httpx
 import yaml
 
 from stratus.core import config as config_mod
+from stratus.core.bus import Bus
 from stratus.core.config import Config
 from stratus.core.server import Listener, serve_all
 from stratus.identity.bootstrap import BootstrapResult, CatalogEntry, bootstrap
+from stratus.identity.client import REVOCATION_EVENT, IdentityClient, ServiceCredentials
 from stratus.identity.service import IdentityService
+from stratus.image.service import ImageService
 
 ROLES = ("api",)
 
@@ -29,15 +33,34 @@ def _load(config_path: str | None, state_dir: str | None) -> Config:
         raise click.ClickException(str(exc)) from exc
 
 
+# The services that run beside identity, each with a user of its own in the service project.
+SERVICE_USERS = {"image": "glance"}
+
+
 def _catalog(cfg: Config) -> list[CatalogEntry]:
     return [CatalogEntry("identity", "keystone", f"{cfg.public_url(cfg.identity.port)}/v3",
-                         "Stratus identity service")]
+                         "Stratus identity service"),
+            CatalogEntry("image", "glance", cfg.public_url(cfg.image.port), "Stratus image service")]
+
+
+def _service_password(cfg: Config) -> str:
+    """The service users' password: from the configuration, else made once and kept (0600)."""
+    if cfg.bootstrap.service_password:
+        return cfg.bootstrap.service_password
+    path = cfg.server.state_dir / "service-password"
+    if not path.exists():
+        cfg.server.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
 
 
 def _identity(cfg: Config) -> tuple[IdentityService, BootstrapResult]:
     svc = IdentityService(cfg)
     svc.setup()
-    return svc, bootstrap(svc, _catalog(cfg), service_users=[])
+    cfg.bootstrap.service_password = _service_password(cfg)
+    return svc, bootstrap(svc, _catalog(cfg), service_users=list(SERVICE_USERS.values()))
 
 
 def _write_client_files(cfg: Config, password: str | None) -> None:
@@ -67,10 +90,29 @@ def _write_client_files(cfg: Config, password: str | None) -> None:
             handle.write(text)
 
 
-def _listeners(cfg: Config, identity: IdentityService) -> list[Listener]:
-    from stratus.identity.api import create_identity_app
+def _identity_client(cfg: Config, service: str, bus: Bus) -> IdentityClient:
+    """How `service` validates tokens; revocations announced on the bus empty its cache."""
+    url = cfg.auth.identity_url or f"http://127.0.0.1:{cfg.identity.port}"
+    client = IdentityClient(url, ServiceCredentials(SERVICE_USERS[service], _service_password(cfg), "service"),
+                            cache_ttl=cfg.auth.cache_ttl)
+    bus.listen_notifications(client.forget, event_types=[REVOCATION_EVENT])
+    return client
 
-    return [Listener("identity", create_identity_app(identity), cfg.identity.port)]
+
+def _listeners(cfg: Config, identity: IdentityService | None, bus: Bus) -> list[Listener]:
+    from stratus.identity.api import create_identity_app
+    from stratus.image.api import create_image_app
+
+    listeners = []
+    if identity is not None:
+        identity.revocations.listeners.append(
+            lambda event: bus.notify(REVOCATION_EVENT, {"audit_id": event.audit_id, "user_id": event.user_id}))
+        listeners.append(Listener("identity", create_identity_app(identity), cfg.identity.port))
+    image = ImageService(cfg)
+    image.setup()
+    listeners.append(Listener("image", create_image_app(image, _identity_client(cfg, "image", bus)),
+                              cfg.image.port))
+    return listeners
 
 
 async def _announce_when_answering(cfg: Config, listeners: list[Listener]) -> None:
@@ -111,7 +153,11 @@ def up(config_path: str | None, state_dir: str | None) -> None:
         click.echo(f"stratus: generated admin password (shown once): {result.generated_password}")
     _write_client_files(cfg, cfg.bootstrap.admin_password or result.generated_password)
     click.echo(f"stratus: clouds.yaml and openrc in {cfg.server.state_dir.resolve()}")
-    _run(cfg, _listeners(cfg, identity))
+    bus = Bus(cfg.bus.url)
+    try:
+        _run(cfg, _listeners(cfg, identity, bus))
+    finally:
+        bus.close()
 
 
 @main.command()
@@ -126,7 +172,11 @@ def serve(config_path: str | None, state_dir: str | None, roles: tuple[str, ...]
     cfg = _load(config_path, state_dir)
     identity = IdentityService(cfg)
     identity.setup()
-    _run(cfg, _listeners(cfg, identity))
+    bus = Bus(cfg.bus.url)
+    try:
+        _run(cfg, _listeners(cfg, identity, bus))
+    finally:
+        bus.close()
 
 
 @main.command("bootstrap")
@@ -154,7 +204,8 @@ def db_upgrade(config_path: str | None, state_dir: str | None) -> None:
     """Bring every service's tables to the newest schema."""
     cfg = _load(config_path, state_dir)
     IdentityService(cfg).setup()
-    click.echo("identity: schema up to date")
+    ImageService(cfg).setup()
+    click.echo("identity, image: schemas up to date")
 
 
 @main.group()

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stratus.core import errors
 from stratus.core.context import RequestContext
-from stratus.core.http import FaultStyle, fault_response
+from stratus.core.faults import FaultStyle, fault_response
 
 
 class TokenValidator(Protocol):

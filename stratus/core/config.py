@@ -61,6 +61,18 @@ class IdentityConfig(Section):
     policy_file: Path | None = None
 
 
+class ImageConfig(Section):
+    port: int = Field(default=9292, ge=0, le=65535)
+    # Where image data lives: "file" (the state dir) today; "object" once object storage lands.
+    store: str = Field(default="file", pattern="^(file)$")
+    file_store_dir: Path | None = None
+    # Per-project quotas (0: unlimited).
+    quota_images: int = Field(default=100, ge=0)
+    quota_bytes: int = Field(default=1024**4, ge=0)
+    max_image_size: int = Field(default=1024**4, gt=0)
+    policy_file: Path | None = None
+
+
 class BootstrapConfig(Section):
     admin_user: str = "admin"
     admin_project: str = "admin"
@@ -81,6 +93,7 @@ class Config(Section):
     database: DatabaseConfig = DatabaseConfig()
     bus: BusConfig = BusConfig()
     identity: IdentityConfig = IdentityConfig()
+    image: ImageConfig = ImageConfig()
     bootstrap: BootstrapConfig = BootstrapConfig()
     auth: AuthConfig = AuthConfig()
 

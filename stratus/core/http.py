@@ -3,43 +3,29 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stratus.core import errors
+from stratus.core.auth import AuthMiddleware, TokenValidator
+from stratus.core.faults import FaultStyle, fault_response
 
 log = logging.getLogger("stratus.http")
 
-FaultStyle = Literal["identity", "compute", "network", "image", "volume", "object"]
 REQUEST_ID_HEADER = "x-openstack-request-id"
 _STATUS_ERRORS = {cls.status: cls for cls in (
     errors.BadRequest, errors.Unauthorized, errors.Forbidden, errors.NotFound, errors.MethodNotAllowed,
     errors.Conflict, errors.Gone, errors.PayloadTooLarge, errors.UnsupportedMediaType,
     errors.ServiceUnavailable)}
-
-
-def fault_body(style: FaultStyle, exc: errors.StratusError) -> dict[str, Any]:
-    """The error document each OpenStack API uses for `exc`."""
-    if style == "identity":
-        return {"error": {"code": exc.status, "message": exc.message, "title": exc.title}}
-    if style == "network":
-        return {"NeutronError": {"type": type(exc).__name__, "message": exc.message, "detail": ""}}
-    if style in ("image", "object"):
-        return {"code": exc.status, "title": exc.title, "message": exc.message}
-    return {exc.fault: {"code": exc.status, "message": exc.message}}
-
-
-def fault_response(style: FaultStyle, exc: errors.StratusError) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Keystone uri="unknown"'} if exc.status == 401 else None
-    return JSONResponse(fault_body(style, exc), status_code=exc.status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -77,11 +63,11 @@ class RequestIdMiddleware:
 class BodyLimitMiddleware:
     """Refuses bodies over `limit` bytes with 413, by Content-Length or while they stream in."""
 
-    def __init__(self, app: ASGIApp, limit: int, style: FaultStyle) -> None:
-        self.app, self.limit, self.style = app, limit, style
+    def __init__(self, app: ASGIApp, limit: int, style: FaultStyle, exempt: re.Pattern[str] | None = None) -> None:
+        self.app, self.limit, self.style, self.exempt = app, limit, style, exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.exempt is not None and self.exempt.fullmatch(scope["path"])):
             await self.app(scope, receive, send)
             return
         too_large = errors.PayloadTooLarge(f"Request body is larger than {self.limit} bytes.")
@@ -118,8 +104,14 @@ class BodyLimitMiddleware:
             await fault_response(self.style, too_large)(scope, receive, send)
 
 
-def create_app(title: str, style: FaultStyle, *, max_body_bytes: int = 1024 * 1024) -> FastAPI:
-    """A FastAPI app whose every error, expected or not, is an OpenStack fault of `style`."""
+def create_app(title: str, style: FaultStyle, *, max_body_bytes: int = 1024 * 1024,
+               streaming_paths: str | None = None, validator: TokenValidator | None = None,
+               public_paths: tuple[str, ...] = ("/",)) -> FastAPI:
+    """A FastAPI app whose every error, expected or not, is an OpenStack fault of `style`.
+
+    `streaming_paths` (a regular expression) names the data paths exempt from the body limit;
+    with a `validator`, every path but `public_paths` needs a valid X-Auth-Token.
+    """
     app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url="/openapi.json")
 
     @app.exception_handler(errors.StratusError)
@@ -155,7 +147,11 @@ def create_app(title: str, style: FaultStyle, *, max_body_bytes: int = 1024 * 10
         log.exception("unexpected error in %s %s", request.method, request.url.path)
         return fault_response(style, errors.StratusError("An unexpected error prevented the request."))
 
-    app.add_middleware(BodyLimitMiddleware, limit=max_body_bytes, style=style)
+    # Added innermost first: request ids wrap everything, then the body limit, then auth.
+    if validator is not None:
+        app.add_middleware(AuthMiddleware, validator=validator, style=style, public_paths=public_paths)
+    app.add_middleware(BodyLimitMiddleware, limit=max_body_bytes, style=style,
+                       exempt=re.compile(streaming_paths) if streaming_paths else None)
     app.add_middleware(RequestIdMiddleware)
     return app
 

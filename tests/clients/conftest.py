@@ -128,9 +128,11 @@ def _wait_ready(process: subprocess.Popen[bytes], log: Path) -> None:
                 f"(exit code {process.returncode}); its output:\n{output}")
 
 
-def launch(state_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    """`stratus up` on `port`, returned once it printed that it is ready."""
+def launch(state_dir: Path, port: int, image_port: int | None = None) -> subprocess.Popen[bytes]:
+    """`stratus up` with identity on `port` (every other API on a free port), returned once it
+    printed that it is ready."""
     env = {**_clean_environ(), "PYTHONUNBUFFERED": "1", "STRATUS_IDENTITY__PORT": str(port),
+           "STRATUS_IMAGE__PORT": str(image_port or _free_port()),
            "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": ADMIN_PASSWORD, "STRATUS_IDENTITY__BCRYPT_ROUNDS": "4"}
     log = state_dir / "stratus-up.log"
     # Output goes to a file, not a pipe: a server that logs a lot can never block on a full pipe.

@@ -13,8 +13,8 @@ from tests.clients.conftest import VENV_BIN, Cloud, _clean_environ, _free_port, 
 def test_restart_keeps_everything_and_rotation_keeps_old_tokens(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     state_dir.mkdir()
-    port = _free_port()
-    process = launch(state_dir, port)
+    port, image_port = _free_port(), _free_port()
+    process = launch(state_dir, port, image_port)
     cloud = Cloud(state_dir=state_dir, url=f"http://127.0.0.1:{port}")
     try:
         name = unique("kept")
@@ -30,7 +30,7 @@ def test_restart_keeps_everything_and_rotation_keeps_old_tokens(tmp_path: Path) 
         stop(process, state_dir)
 
     # Same state dir, new process: data, keys and the admin's clouds.yaml are all kept.
-    process = launch(state_dir, port)
+    process = launch(state_dir, port, image_port)
     try:
         assert cloud.validate(before_rotation).status_code == 200
         shown = cloud.run("project", "show", name)
