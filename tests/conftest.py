@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -15,9 +16,13 @@ from fastapi.testclient import TestClient
 from stratus.core import config as config_mod
 from stratus.identity.api import create_identity_app
 from stratus.identity.bootstrap import CatalogEntry, bootstrap
+from stratus.identity.client import IdentityClient, ServiceCredentials
 from stratus.identity.service import IdentityService
+from stratus.image.api import create_image_app
+from stratus.image.service import ImageService
 
 ADMIN_PASSWORD = "admin-secret-Pw1"
+SERVICE_PASSWORD = "service-secret-Pw1"
 SERVER_URLS = {
     "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/",
     "mariadb": "mysql+pymysql://root@127.0.0.1:3306/",
@@ -77,12 +82,13 @@ class IdentityHarness:
 
 def make_identity(state_dir: Path, database_url: str, **identity_settings: Any) -> IdentityHarness:
     environ = {"STRATUS_DATABASE__URL": database_url, "STRATUS_IDENTITY__BCRYPT_ROUNDS": "4",
-               "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": ADMIN_PASSWORD}
+               "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": ADMIN_PASSWORD,
+               "STRATUS_BOOTSTRAP__SERVICE_PASSWORD": SERVICE_PASSWORD}
     environ.update({f"STRATUS_IDENTITY__{k.upper()}": str(v) for k, v in identity_settings.items()})
     cfg = config_mod.load(state_dir=state_dir, environ=environ)
     svc = IdentityService(cfg)
     svc.setup()
-    bootstrap(svc, [CatalogEntry("identity", "keystone", "http://127.0.0.1:5000/v3")], service_users=[])
+    bootstrap(svc, [CatalogEntry("identity", "keystone", "http://127.0.0.1:5000/v3")], service_users=["glance"])
     client = TestClient(create_identity_app(svc))
     harness = IdentityHarness(svc, client, "")
     harness.admin_token = harness.token("admin", ADMIN_PASSWORD, "admin")
@@ -92,6 +98,40 @@ def make_identity(state_dir: Path, database_url: str, **identity_settings: Any) 
 @pytest.fixture
 def identity(tmp_path: Path, database_url: str) -> Iterator[IdentityHarness]:
     harness = make_identity(tmp_path / "state", database_url)
+    yield harness
+    harness.client.close()
+    harness.service.db.dispose()
+
+
+@dataclass
+class ImageHarness:
+    """An in-process image API whose tokens are validated by an in-process identity service."""
+
+    identity: IdentityHarness
+    service: ImageService
+    client: TestClient
+
+    def as_admin(self) -> dict[str, str]:
+        return self.identity.as_admin()
+
+
+def make_image(identity: IdentityHarness, database_url: str, **image_settings: Any) -> ImageHarness:
+    environ = {"STRATUS_DATABASE__URL": database_url}
+    environ.update({f"STRATUS_IMAGE__{k.upper()}": str(v) for k, v in image_settings.items()})
+    cfg = config_mod.load(state_dir=identity.service.config.server.state_dir, environ=environ)
+    svc = ImageService(cfg)
+    svc.setup()
+    identity_http = httpx.AsyncClient(transport=httpx.ASGITransport(identity.client.app), base_url="http://identity")
+    validator = IdentityClient("http://identity", ServiceCredentials("glance", SERVICE_PASSWORD, "service"),
+                               http=identity_http)
+    identity.service.revocations.listeners.append(validator.forget)
+    return ImageHarness(identity, svc, TestClient(create_image_app(svc, validator)))
+
+
+@pytest.fixture
+def image(identity: IdentityHarness, database_url: str) -> Iterator[ImageHarness]:
+    """The image API on the same engine as `identity` (its own tables, as in production)."""
+    harness = make_image(identity, database_url)
     yield harness
     harness.client.close()
     harness.service.db.dispose()
