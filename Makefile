@@ -1,8 +1,9 @@
 # The two commands of the README: `make up` and `make test`. Both install first.
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
-# Debian packages the project needs on the machine: wrk drives the benchmarks.
-DEB_PACKAGES := wrk
+# Debian packages the project needs on the machine: qemu-utils makes and inspects disk images in the
+# image tests; wrk drives the benchmarks.
+DEB_PACKAGES := qemu-utils wrk
 STATE_DIR ?= state
 
 .PHONY: install up test lint bench
