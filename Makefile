@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
 # Debian packages the project needs on the machine: qemu-utils makes and inspects disk images in the
-# image tests; wrk drives the benchmarks.
-DEB_PACKAGES := qemu-utils wrk
+# image tests, genisoimage makes the ISO one; wrk drives the benchmarks.
+DEB_PACKAGES := qemu-utils genisoimage wrk
 STATE_DIR ?= state
 
 .PHONY: install up test lint bench
