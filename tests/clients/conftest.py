@@ -43,6 +43,7 @@ def _clean_environ() -> dict[str, str]:
 class Cloud:
     state_dir: Path
     url: str  # the identity root, e.g. http://127.0.0.1:PORT
+    image_url: str = ""  # the image API root, when the test knows its port
 
     @property
     def auth_url(self) -> str:
@@ -159,9 +160,9 @@ def stop(process: subprocess.Popen[bytes], state_dir: Path) -> None:
 @pytest.fixture(scope="session")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     state_dir = tmp_path_factory.mktemp("stratus-cloud")
-    port = _free_port()
-    process = launch(state_dir, port)
+    port, image_port = _free_port(), _free_port()
+    process = launch(state_dir, port, image_port)
     try:
-        yield Cloud(state_dir=state_dir, url=f"http://127.0.0.1:{port}")
+        yield Cloud(state_dir=state_dir, url=f"http://127.0.0.1:{port}", image_url=f"http://127.0.0.1:{image_port}")
     finally:
         stop(process, state_dir)

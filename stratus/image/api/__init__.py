@@ -6,10 +6,10 @@ from fastapi import FastAPI
 
 from stratus.core.auth import TokenValidator
 from stratus.core.http import create_app
-from stratus.image.api import versions
+from stratus.image.api import data, images, imports, members, schemas, versions
 from stratus.image.service import ImageService
 
-ROUTERS = (versions,)
+ROUTERS = (versions, schemas, images, members, data, imports)
 # Image data streams in at any size; every other body is small JSON.
 DATA_PATHS = r"/v2/images/[^/]+/(file|stage)"
 

@@ -14,6 +14,7 @@ from stratus.core import errors
 from stratus.core.context import RequestContext
 from stratus.image import images as logic
 from stratus.image.api.deps import base_url, caller, enforce, service
+from stratus.image.api.imports import METHODS as IMPORT_METHODS
 from stratus.image.images import image_view
 from stratus.image.models import Image, ImageMember
 from stratus.image.visibility import visible_image
@@ -78,6 +79,8 @@ def create_image(request: Request, response: Response, payload: dict[str, Any],
         session.flush()
         view = image_view(request, image)
     response.headers["Location"] = f"{base_url(request)}/v2/images/{image.id}"
+    # Clients learn here which interoperable import methods they may use next.
+    response.headers["OpenStack-image-import-methods"] = ",".join(IMPORT_METHODS)
     return view
 
 
