@@ -16,7 +16,7 @@ DATA_PATHS = r"/v2/images/[^/]+/(file|stage)"
 
 def create_image_app(service: ImageService, validator: TokenValidator) -> FastAPI:
     app = create_app("Stratus Image", "image", max_body_bytes=service.config.server.max_body_bytes,
-                     streaming_paths=DATA_PATHS, validator=validator, public_paths=("/", "/versions"))
+                     streaming_paths=DATA_PATHS, validator=validator, public_paths=("/", "/versions", "/openapi.json"))
     app.state.image = service
     for module in ROUTERS:
         app.include_router(module.router)
