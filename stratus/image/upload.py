@@ -9,6 +9,7 @@ runs in a worker thread; the event loop only moves request chunks.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -141,20 +142,34 @@ def _too_large(transfer: Transfer) -> errors.PayloadTooLarge:
 
 
 async def _pump(chunks: AsyncIterator[bytes], sink: Sink, transfer: Transfer) -> None:
-    """Feed the request body to the sink in batches; cut it off the moment it crosses the limit."""
+    """Feed the request body to the sink in batches; cut it off the moment it crosses the limit.
+
+    One batch is hashed and written in a worker thread while the next one is received, so the
+    network and the disk work side by side (at most two batches are held).
+    """
     pending: list[bytes] = []
     buffered = received = 0
-    async for chunk in chunks:
-        received += len(chunk)
-        if received > transfer.limit:
-            raise _too_large(transfer)
-        pending.append(chunk)
-        buffered += len(chunk)
-        if buffered >= BATCH:
+    in_flight: asyncio.Future[None] | None = None
+    try:
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > transfer.limit:
+                raise _too_large(transfer)
+            pending.append(chunk)
+            buffered += len(chunk)
+            if buffered >= BATCH:
+                if in_flight is not None:
+                    await in_flight
+                in_flight = asyncio.ensure_future(run_in_threadpool(sink.write, b"".join(pending)))
+                pending, buffered = [], 0
+        if in_flight is not None:
+            await in_flight
+        if pending:
             await run_in_threadpool(sink.write, b"".join(pending))
-            pending, buffered = [], 0
-    if pending:
-        await run_in_threadpool(sink.write, b"".join(pending))
+    finally:
+        # Never leave a write running behind an abort of the same writer.
+        if in_flight is not None and not in_flight.done():
+            await asyncio.wait([in_flight])
 
 
 def _abandon(service: ImageService, writer: StoreWriter, transfer: Transfer) -> None:
