@@ -11,6 +11,9 @@ from pathlib import Path
 from stratus.core import errors
 
 CHUNK = 1024 * 1024
+# Flush to disk every so often while writing: the final fsync then has little left to do, and
+# the kernel never sits on gigabytes of dirty pages of one upload.
+FLUSH_EVERY = 64 * 1024 * 1024
 _PREFIX = ".partial-"
 
 
@@ -19,9 +22,15 @@ class FileWriter:
         self.final = root / image_id
         self.temporary = root / f"{_PREFIX}{image_id}-{uuid.uuid4().hex}"
         self._handle = open(self.temporary, "xb")  # noqa: SIM115 - closed by commit/abort
+        self._unflushed = 0
 
     def write(self, chunk: bytes) -> None:
         self._handle.write(chunk)
+        self._unflushed += len(chunk)
+        if self._unflushed >= FLUSH_EVERY:
+            self._handle.flush()
+            os.fdatasync(self._handle.fileno())
+            self._unflushed = 0
 
     def commit(self) -> str:
         self._handle.flush()
