@@ -30,3 +30,4 @@ lint: install
 
 bench: install
 	.venv/bin/python bench/identity.py --keystone-cache
+	.venv/bin/python bench/image.py
