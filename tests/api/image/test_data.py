@@ -250,3 +250,29 @@ def test_a_client_leaving_mid_upload_leaves_the_image_queued_and_nothing_kept(
     assert store_files(image) == []
     # The image takes a complete upload afterwards.
     assert put(image, headers, image_id, b"complete").status_code == 204
+
+
+def _malicious_images(tmp_path: Path) -> dict[str, tuple[str, bytes]]:
+    """Known attacks on clouds, each with the disk_format it is declared as."""
+    base = tmp_path / "base.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "1M"], check=True)
+    child = tmp_path / "child.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(child)],
+                   check=True)
+    external = tmp_path / "external.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o",
+                    f"data_file={tmp_path / 'data.raw'},data_file_raw=on", str(external), "1M"], check=True)
+    flat_extent = (b'# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n'
+                   b'createType="monolithicFlat"\nRW 2048 FLAT "/etc/shadow" 0\n')
+    return {"backing file": ("qcow2", child.read_bytes()), "external data file": ("qcow2", external.read_bytes()),
+            "vmdk extent on another file": ("vmdk", flat_extent)}
+
+
+def test_malicious_images_are_400_and_leave_nothing(image: ImageHarness, alice: Any, tmp_path: Path) -> None:
+    headers, project = alice
+    for attack, (disk_format, data) in _malicious_images(tmp_path).items():
+        image_id = new_image(image, project, disk_format=disk_format)
+        refused = put(image, headers, image_id, data)
+        assert refused.status_code == 400, (attack, refused.text)
+        assert stored(image, image_id).status == "queued", attack
+        assert store_files(image) == [], attack
