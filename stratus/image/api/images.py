@@ -156,24 +156,24 @@ def delete_image(request: Request, image_id: str, ctx: RequestContext = Depends(
     return Response(status_code=204)
 
 
+def _switch(request: Request, ctx: RequestContext, image_id: str, action: str, status: str) -> Response:
+    """Deactivate or reactivate: only between the two states, by the owner or an admin."""
+    with service(request).db.transaction() as session:
+        image = _owned_image(request, ctx, session, image_id, f"image:{action}")
+        if image.status not in ("active", "deactivated"):
+            raise errors.Forbidden(f"Not allowed to {action} image in status '{image.status}'")
+        image.status = status
+    return Response(status_code=204)
+
+
 @router.post("/v2/images/{image_id}/actions/deactivate", status_code=204)
 def deactivate(request: Request, image_id: str, ctx: RequestContext = Depends(caller)) -> Response:
-    with service(request).db.transaction() as session:
-        image = _owned_image(request, ctx, session, image_id, "image:deactivate")
-        if image.status not in ("active", "deactivated"):
-            raise errors.Forbidden(f"Not allowed to deactivate image in status '{image.status}'")
-        image.status = "deactivated"
-    return Response(status_code=204)
+    return _switch(request, ctx, image_id, "deactivate", "deactivated")
 
 
 @router.post("/v2/images/{image_id}/actions/reactivate", status_code=204)
 def reactivate(request: Request, image_id: str, ctx: RequestContext = Depends(caller)) -> Response:
-    with service(request).db.transaction() as session:
-        image = _owned_image(request, ctx, session, image_id, "image:reactivate")
-        if image.status not in ("active", "deactivated"):
-            raise errors.Forbidden(f"Not allowed to reactivate image in status '{image.status}'")
-        image.status = "active"
-    return Response(status_code=204)
+    return _switch(request, ctx, image_id, "reactivate", "active")
 
 
 @router.put("/v2/images/{image_id}/tags/{tag}", status_code=204)
