@@ -14,15 +14,14 @@ from pydantic import Field
 from stratus.core import errors
 from stratus.core.context import RequestContext
 from stratus.core.db import utcnow
-from stratus.core.http import paginate
 from stratus.identity import assignments, passwords
 from stratus.identity.api.deps import (
     Body,
     StrictBody,
     caller,
-    collection_links,
     enforce,
     link,
+    page_of,
     service,
     unique_violation,
 )
@@ -179,8 +178,7 @@ def list_app_creds(request: Request, user_id: str, name: str | None = None, limi
         rows = list(session.scalars(query.order_by(ApplicationCredential.name)))
         names = role_names(session, rows)
         views = [app_cred_view(request, c, names) for c in rows]
-    page, _ = paginate(views, limit=limit, marker=marker)
-    return {"application_credentials": page, "links": collection_links(request)}
+    return page_of(request, "application_credentials", views, limit, marker)
 
 
 @router.get("/v3/users/{user_id}/application_credentials/{cred_id}")

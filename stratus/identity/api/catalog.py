@@ -16,8 +16,16 @@ from sqlalchemy.orm import Session
 
 from stratus.core import errors
 from stratus.core.context import RequestContext
-from stratus.core.http import paginate
-from stratus.identity.api.deps import Body, caller, collection_links, enforce, extra_fields, find_or_404, link, service
+from stratus.identity.api.deps import (
+    Body,
+    caller,
+    enforce,
+    extra_fields,
+    find_or_404,
+    link,
+    page_of,
+    service,
+)
 from stratus.identity.bootstrap import INTERFACES
 from stratus.identity.models import Endpoint, Region, Service, new_id
 
@@ -30,12 +38,6 @@ def _keep_id(fields: BaseModel, path_id: str) -> None:
     body_id = getattr(fields, "id", None)
     if body_id is not None and body_id != path_id:
         raise errors.BadRequest(f"Cannot change the ID of {path_id}.")
-
-
-def _page(request: Request, key: str, views: list[dict[str, Any]], limit: int | None,
-          marker: str | None) -> dict[str, Any]:
-    page, _ = paginate(views, limit=limit, marker=marker)
-    return {key: page, "links": collection_links(request)}
 
 
 # -- regions ------------------------------------------------------------------------------------
@@ -108,7 +110,7 @@ def list_regions(request: Request, parent_region_id: str | None = None, limit: i
         query = query.where(Region.parent_region_id == parent_region_id)
     with service(request).read() as session:
         views = [region_view(request, r) for r in session.scalars(query)]
-    return _page(request, "regions", views, limit, marker)
+    return page_of(request, "regions", views, limit, marker)
 
 
 @router.get("/v3/regions/{region_id}")
@@ -203,7 +205,7 @@ def list_services(request: Request, type: str | None = None, name: str | None = 
         query = query.where(Service.name == name)
     with service(request).read() as session:
         views = [service_view(request, s) for s in session.scalars(query)]
-    return _page(request, "services", views, limit, marker)
+    return page_of(request, "services", views, limit, marker)
 
 
 @router.get("/v3/services/{service_id}")
@@ -341,7 +343,7 @@ def list_endpoints(request: Request, interface: str | None = None, service_id: s
             query = query.where(column == value)
     with service(request).read() as session:
         views = [endpoint_view(request, e) for e in session.scalars(query)]
-    return _page(request, "endpoints", views, limit, marker)
+    return page_of(request, "endpoints", views, limit, marker)
 
 
 @router.get("/v3/endpoints/{endpoint_id}")

@@ -14,7 +14,6 @@ from pydantic import Field
 
 from stratus.core import errors
 from stratus.core.context import RequestContext
-from stratus.core.http import paginate
 from stratus.identity import credentials as store
 from stratus.identity.api.deps import (
     Body,
@@ -25,6 +24,7 @@ from stratus.identity.api.deps import (
     enforce,
     extra_fields,
     link,
+    page_of,
     service,
 )
 from stratus.identity.api.users import get_user_or_404
@@ -127,8 +127,7 @@ def list_credentials(request: Request, user_id: str | None = None,
         rows = [c for c in session.scalars(query)
                 if allowed(request, ctx, "identity:list_credentials", _target(c.user_id))]
         views = [credential_view(request, c, store.decrypt_blob(svc, c)) for c in rows]
-    page, _ = paginate(views, limit=limit, marker=marker)
-    return {"credentials": page, "links": collection_links(request)}
+    return page_of(request, "credentials", views, limit, marker)
 
 
 @router.get("/v3/credentials/{credential_id}")

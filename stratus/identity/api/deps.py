@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stratus.core import errors
 from stratus.core.context import RequestContext
+from stratus.core.http import paginate
 from stratus.identity.auth import Authenticator
 from stratus.identity.service import IdentityService
 
@@ -65,6 +66,13 @@ def link(request: Request, path: str) -> dict[str, str]:
 
 def collection_links(request: Request) -> dict[str, Any]:
     return {"self": str(request.url), "previous": None, "next": None}
+
+
+def page_of(request: Request, key: str, views: list[dict[str, Any]], limit: int | None,
+            marker: str | None) -> dict[str, Any]:
+    """A list response: the `limit`/`marker` page of `views` under `key`, with its links."""
+    page, _ = paginate(views, limit=limit, marker=marker)
+    return {key: page, "links": collection_links(request)}
 
 
 def extra_fields(model: BaseModel) -> dict[str, Any]:

@@ -11,14 +11,13 @@ from sqlalchemy.orm import Session
 
 from stratus.core import errors
 from stratus.core.context import RequestContext
-from stratus.core.http import paginate
 from stratus.identity.api.deps import (
     StrictBody,
     caller,
-    collection_links,
     enforce,
     find_or_404,
     link,
+    page_of,
     service,
     unique_violation,
 )
@@ -93,8 +92,7 @@ def list_groups(request: Request, name: str | None = None, domain_id: str | None
         query = query.where(Group.domain_id == domain_id)
     with service(request).read() as session:
         views = [group_view(request, g) for g in session.scalars(query)]
-    page, _ = paginate(views, limit=limit, marker=marker)
-    return {"groups": page, "links": collection_links(request)}
+    return page_of(request, "groups", views, limit, marker)
 
 
 @router.get("/v3/groups/{group_id}")
@@ -148,8 +146,7 @@ def list_group_users(request: Request, group_id: str, limit: int | None = None, 
         query = (sa.select(User).join(Membership, Membership.user_id == User.id)
                  .where(Membership.group_id == group_id).order_by(User.name, User.id))
         views = [user_view(request, u) for u in session.scalars(query)]
-    page, _ = paginate(views, limit=limit, marker=marker)
-    return {"users": page, "links": collection_links(request)}
+    return page_of(request, "users", views, limit, marker)
 
 
 def _membership(session: Session, group_id: str, user_id: str) -> Membership | None:

@@ -10,16 +10,15 @@ from pydantic import Field
 
 from stratus.core import errors
 from stratus.core.context import RequestContext
-from stratus.core.http import paginate
 from stratus.identity.api.deps import (
     Body,
     StrictBody,
     allowed,
     caller,
-    collection_links,
     enforce,
     extra_fields,
     link,
+    page_of,
     service,
     truthy,
     unique_violation,
@@ -130,8 +129,7 @@ def list_projects(request: Request, name: str | None = None, domain_id: str | No
             names = params[key].split(",")
             rows = [p for p in rows if not wanted(t in p.tags for t in names)]
     views = [project_view(request, p) for p in rows]
-    page, _ = paginate(views, limit=limit, marker=marker)
-    return {"projects": page, "links": collection_links(request)}
+    return page_of(request, "projects", views, limit, marker)
 
 
 @router.get("/v3/projects/{project_id}")

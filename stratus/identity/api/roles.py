@@ -11,15 +11,14 @@ from sqlalchemy.orm import Session
 
 from stratus.core import errors
 from stratus.core.context import RequestContext
-from stratus.core.http import paginate
 from stratus.identity import assignments
 from stratus.identity.api.deps import (
     StrictBody,
     caller,
-    collection_links,
     enforce,
     find_or_404,
     link,
+    page_of,
     service,
     unique_violation,
 )
@@ -129,8 +128,7 @@ def list_roles(request: Request, name: str | None = None, domain_id: str | None 
         query = query.where(Role.name == name)
     with service(request).read() as session:
         views = [] if domain_id == NO_DOMAIN else [role_view(request, r) for r in session.scalars(query)]
-    page, _ = paginate(views, limit=limit, marker=marker)
-    return {"roles": page, "links": collection_links(request)}
+    return page_of(request, "roles", views, limit, marker)
 
 
 @router.get("/v3/roles/{role_id}")

@@ -11,7 +11,6 @@ from starlette.concurrency import run_in_threadpool
 
 from stratus.core import errors
 from stratus.core.context import RequestContext
-from stratus.core.http import paginate
 from stratus.identity import passwords
 from stratus.identity.api.deps import (
     Body,
@@ -22,6 +21,7 @@ from stratus.identity.api.deps import (
     extra_fields,
     find_or_404,
     link,
+    page_of,
     service,
     truthy,
     unique_violation,
@@ -112,8 +112,7 @@ def list_users(request: Request, name: str | None = None, domain_id: str | None 
         query = query.where(User.enabled.is_(truthy(enabled)))
     with service(request).read() as session:
         views = [user_view(request, u) for u in session.scalars(query)]
-    page, _ = paginate(views, limit=limit, marker=marker)
-    return {"users": page, "links": collection_links(request)}
+    return page_of(request, "users", views, limit, marker)
 
 
 @router.get("/v3/users/{user_id}")
