@@ -21,6 +21,7 @@ from stratus.identity.bootstrap import BootstrapResult, CatalogEntry, bootstrap
 from stratus.identity.client import REVOCATION_EVENT, IdentityClient, ServiceCredentials
 from stratus.identity.service import IdentityService
 from stratus.image.service import ImageService
+from stratus.network.service import NetworkService
 
 ROLES = ("api",)
 
@@ -34,13 +35,14 @@ def _load(config_path: str | None, state_dir: str | None) -> Config:
 
 
 # The services that run beside identity, each with a user of its own in the service project.
-SERVICE_USERS = {"image": "glance"}
+SERVICE_USERS = {"image": "glance", "network": "neutron"}
 
 
 def _catalog(cfg: Config) -> list[CatalogEntry]:
     return [CatalogEntry("identity", "keystone", f"{cfg.public_url(cfg.identity.port)}/v3",
                          "Stratus identity service"),
-            CatalogEntry("image", "glance", cfg.public_url(cfg.image.port), "Stratus image service")]
+            CatalogEntry("image", "glance", cfg.public_url(cfg.image.port), "Stratus image service"),
+            CatalogEntry("network", "neutron", cfg.public_url(cfg.network.port), "Stratus networking service")]
 
 
 def _service_password(cfg: Config) -> str:
@@ -102,6 +104,7 @@ def _identity_client(cfg: Config, service: str, bus: Bus) -> IdentityClient:
 def _listeners(cfg: Config, identity: IdentityService | None, bus: Bus) -> list[Listener]:
     from stratus.identity.api import create_identity_app
     from stratus.image.api import create_image_app
+    from stratus.network.api import create_network_app
 
     listeners = []
     if identity is not None:
@@ -112,6 +115,10 @@ def _listeners(cfg: Config, identity: IdentityService | None, bus: Bus) -> list[
     image.setup()
     listeners.append(Listener("image", create_image_app(image, _identity_client(cfg, "image", bus)),
                               cfg.image.port))
+    network = NetworkService(cfg, bus=bus)
+    network.setup()
+    listeners.append(Listener("network", create_network_app(network, _identity_client(cfg, "network", bus)),
+                              cfg.network.port))
     return listeners
 
 
@@ -205,7 +212,8 @@ def db_upgrade(config_path: str | None, state_dir: str | None) -> None:
     cfg = _load(config_path, state_dir)
     IdentityService(cfg).setup()
     ImageService(cfg).setup()
-    click.echo("identity, image: schemas up to date")
+    NetworkService(cfg).setup()
+    click.echo("identity, image, network: schemas up to date")
 
 
 @main.group()

@@ -14,12 +14,15 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from stratus.core import config as config_mod
+from stratus.core.bus import Bus
 from stratus.identity.api import create_identity_app
 from stratus.identity.bootstrap import CatalogEntry, bootstrap
 from stratus.identity.client import IdentityClient, ServiceCredentials
 from stratus.identity.service import IdentityService
 from stratus.image.api import create_image_app
 from stratus.image.service import ImageService
+from stratus.network.api import create_network_app
+from stratus.network.service import NetworkService
 
 ADMIN_PASSWORD = "admin-secret-Pw1"
 SERVICE_PASSWORD = "service-secret-Pw1"
@@ -88,7 +91,8 @@ def make_identity(state_dir: Path, database_url: str, **identity_settings: Any) 
     cfg = config_mod.load(state_dir=state_dir, environ=environ)
     svc = IdentityService(cfg)
     svc.setup()
-    bootstrap(svc, [CatalogEntry("identity", "keystone", "http://127.0.0.1:5000/v3")], service_users=["glance"])
+    bootstrap(svc, [CatalogEntry("identity", "keystone", "http://127.0.0.1:5000/v3")],
+              service_users=["glance", "neutron"])
     client = TestClient(create_identity_app(svc))
     harness = IdentityHarness(svc, client, "")
     harness.admin_token = harness.token("admin", ADMIN_PASSWORD, "admin")
@@ -134,4 +138,41 @@ def image(identity: IdentityHarness, database_url: str) -> Iterator[ImageHarness
     harness = make_image(identity, database_url)
     yield harness
     harness.client.close()
+    harness.service.db.dispose()
+
+
+@dataclass
+class NetworkHarness:
+    """An in-process network API (tokens validated by an in-process identity service) and its bus."""
+
+    identity: IdentityHarness
+    service: NetworkService
+    client: TestClient
+    bus: Bus
+
+    def as_admin(self) -> dict[str, str]:
+        return self.identity.as_admin()
+
+
+def make_network(identity: IdentityHarness, database_url: str, **network_settings: Any) -> NetworkHarness:
+    environ = {"STRATUS_DATABASE__URL": database_url}
+    environ.update({f"STRATUS_NETWORK__{k.upper()}": str(v) for k, v in network_settings.items()})
+    cfg = config_mod.load(state_dir=identity.service.config.server.state_dir, environ=environ)
+    bus = Bus("memory://", exchange=f"stratus-{uuid.uuid4().hex[:8]}")
+    svc = NetworkService(cfg, bus=bus)
+    svc.setup()
+    identity_http = httpx.AsyncClient(transport=httpx.ASGITransport(identity.client.app), base_url="http://identity")
+    validator = IdentityClient("http://identity", ServiceCredentials("neutron", SERVICE_PASSWORD, "service"),
+                               http=identity_http)
+    identity.service.revocations.listeners.append(validator.forget)
+    return NetworkHarness(identity, svc, TestClient(create_network_app(svc, validator)), bus)
+
+
+@pytest.fixture
+def network(identity: IdentityHarness, database_url: str) -> Iterator[NetworkHarness]:
+    """The network API on the same engine as `identity`."""
+    harness = make_network(identity, database_url)
+    yield harness
+    harness.client.close()
+    harness.bus.close()
     harness.service.db.dispose()

@@ -73,6 +73,31 @@ class ImageConfig(Section):
     policy_file: Path | None = None
 
 
+class NetworkConfig(Section):
+    port: int = Field(default=9696, ge=0, le=65535)
+    # Types a project's network gets when no provider attributes are given, tried in order.
+    tenant_network_types: list[str] = ["vxlan"]
+    # Segmentation ids handed to tenant networks: "physnet:first:last" for VLANs, "first:last" for VXLAN.
+    vlan_ranges: list[str] = ["physnet1:100:199"]
+    vxlan_ranges: list[str] = ["1:10000"]
+    # Physical networks an admin may name for flat or VLAN provider networks.
+    physical_networks: list[str] = ["physnet1", "public"]
+    # MACs are this prefix plus three random octets.
+    base_mac: str = Field(default="fa:16:3e", pattern=r"^[0-9a-f]{2}(:[0-9a-f]{2}){2}$")
+    global_physnet_mtu: int = Field(default=1500, ge=68)
+    # An agent whose last heartbeat is older than this many seconds is shown dead.
+    agent_down_time: int = Field(default=75, gt=0)
+    # Default per-project quotas (-1: unlimited).
+    quota_network: int = Field(default=100, ge=-1)
+    quota_subnet: int = Field(default=100, ge=-1)
+    quota_port: int = Field(default=500, ge=-1)
+    quota_router: int = Field(default=10, ge=-1)
+    quota_floatingip: int = Field(default=50, ge=-1)
+    quota_security_group: int = Field(default=10, ge=-1)
+    quota_security_group_rule: int = Field(default=100, ge=-1)
+    policy_file: Path | None = None
+
+
 class BootstrapConfig(Section):
     admin_user: str = "admin"
     admin_project: str = "admin"
@@ -94,6 +119,7 @@ class Config(Section):
     bus: BusConfig = BusConfig()
     identity: IdentityConfig = IdentityConfig()
     image: ImageConfig = ImageConfig()
+    network: NetworkConfig = NetworkConfig()
     bootstrap: BootstrapConfig = BootstrapConfig()
     auth: AuthConfig = AuthConfig()
 

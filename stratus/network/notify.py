@@ -1,0 +1,82 @@
+"""Telling the node agents what changed, after the change is committed.
+
+Managers call `AgentNotifier.changed(session, ...)` inside their transaction; the ids are collected
+on the session and, once it commits, the desired state of each changed thing is read afresh and
+sent on the bus (a rolled-back transaction sends nothing). See `stratus/network/rpc.py` for the
+messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from stratus.core.bus import Bus
+from stratus.core.db import Database
+
+log = logging.getLogger("stratus.network.notify")
+
+_KEY = "stratus.network.changes"
+
+
+@dataclass
+class Changes:
+    """What one transaction changed, by id."""
+
+    networks: set[str] = field(default_factory=set)
+    deleted_networks: set[str] = field(default_factory=set)
+    ports: set[str] = field(default_factory=set)
+    # port id -> (network id, host) of ports that no longer exist
+    deleted_ports: dict[str, tuple[str, str]] = field(default_factory=dict)
+    routers: set[str] = field(default_factory=set)
+    deleted_routers: set[str] = field(default_factory=set)
+    security_groups: set[str] = field(default_factory=set)
+    deleted_security_groups: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return any((self.networks, self.deleted_networks, self.ports, self.deleted_ports, self.routers,
+                    self.deleted_routers, self.security_groups, self.deleted_security_groups))
+
+
+class AgentNotifier:
+    def __init__(self, db: Database, bus: Bus | None) -> None:
+        self.db, self.bus = db, bus
+
+    def changed(self, session: Session, *, networks: Iterable[str] = (), deleted_networks: Iterable[str] = (),
+                ports: Iterable[str] = (), deleted_ports: dict[str, tuple[str, str]] | None = None,
+                routers: Iterable[str] = (), deleted_routers: Iterable[str] = (),
+                security_groups: Iterable[str] = (), deleted_security_groups: Iterable[str] = ()) -> None:
+        changes = session.info.get(_KEY)
+        if changes is None:
+            changes = session.info[_KEY] = Changes()
+            event.listen(session, "after_commit", self._after_commit, once=True)
+            event.listen(session, "after_rollback", self._after_rollback, once=True)
+        changes.networks.update(networks)
+        changes.deleted_networks.update(deleted_networks)
+        changes.ports.update(ports)
+        changes.deleted_ports.update(deleted_ports or {})
+        changes.routers.update(routers)
+        changes.deleted_routers.update(deleted_routers)
+        changes.security_groups.update(security_groups)
+        changes.deleted_security_groups.update(deleted_security_groups)
+
+    def _after_rollback(self, session: Session) -> None:
+        session.info.pop(_KEY, None)
+
+    def _after_commit(self, session: Session) -> None:
+        changes = session.info.pop(_KEY, None)
+        if not changes or self.bus is None:
+            return
+        try:
+            self.send(changes)
+        except Exception:  # the change is committed; a resync brings the agents up to date
+            log.exception("could not tell the network agents about %s", changes)
+
+    def send(self, changes: Changes) -> None:
+        from stratus.network import rpc
+
+        rpc.publish(self.db, self.bus, changes)
