@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "STRATUS_"
 
@@ -96,6 +96,12 @@ class NetworkConfig(Section):
     quota_security_group: int = Field(default=10, ge=-1)
     quota_security_group_rule: int = Field(default=100, ge=-1)
     policy_file: Path | None = None
+
+    @field_validator("tenant_network_types", "vlan_ranges", "vxlan_ranges", "physical_networks", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # From the environment a list comes as "a,b,c".
+        return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
 
 class BootstrapConfig(Section):
