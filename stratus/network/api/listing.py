@@ -41,8 +41,9 @@ class Collection:
     """How one collection is listed.
 
     `columns` maps API attribute names to the SQL columns they filter and sort on; `view` turns a
-    loaded row into the API dictionary; `options` are the loader options (selectinload) the view
-    needs so that it never issues a query of its own.
+    loaded row into the API dictionary; `options` are the loader options the view
+    needs so that it never issues a query of its own (subqueryload: one statement per
+    relationship whatever the number of rows, where selectinload issues one per 500 rows).
     """
 
     name: str  # "networks"

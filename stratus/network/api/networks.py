@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, subqueryload
 
 from stratus.core import errors
 from stratus.core.context import RequestContext
@@ -81,7 +81,7 @@ def _collection(provider: bool) -> listing.Collection:
                  **({"provider:network_type": m.network_type, "provider:physical_network": m.physical_network,
                      "provider:segmentation_id": m.segmentation_id} if provider else {})},
         view=lambda row: network_view(row, provider=provider),
-        options=[selectinload(m.subnets)])
+        options=[subqueryload(m.subnets)])
 
 
 def _load(session: Session, ctx: RequestContext, network_id: str) -> models.Network:
