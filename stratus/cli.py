@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import secrets
@@ -119,7 +120,20 @@ def _listeners(cfg: Config, identity: IdentityService | None, bus: Bus) -> list[
     network.setup()
     listeners.append(Listener("network", create_network_app(network, _identity_client(cfg, "network", bus)),
                               cfg.network.port))
+    _start_network_agent(cfg, network, bus)
     return listeners
+
+
+def _start_network_agent(cfg: Config, network: NetworkService, bus: Bus) -> None:
+    """The network conductor (the agents' way to the database) and this host's network agent;
+    the agent stops at exit, the conductor with the bus."""
+    from stratus.network import agent
+    from stratus.network.conductor import Conductor
+
+    Conductor(network.db).serve(bus)
+    node_agent = agent.from_config(bus, cfg.network)
+    node_agent.start()
+    atexit.register(node_agent.stop, 5.0)
 
 
 async def _announce_when_answering(cfg: Config, listeners: list[Listener]) -> None:

@@ -87,6 +87,13 @@ class NetworkConfig(Section):
     global_physnet_mtu: int = Field(default=1500, ge=68)
     # An agent whose last heartbeat is older than this many seconds is shown dead.
     agent_down_time: int = Field(default=75, gt=0)
+    # This node's name for its network agent (empty: the machine's host name), as ports'
+    # binding:host_id name it.
+    host: str = Field(default="", max_length=255)
+    # What the network agent builds with: "noop" records the desired state and builds nothing.
+    agent_dataplane: str = Field(default="noop", pattern="^(noop)$")
+    # Seconds between the network agent's heartbeats (keep it well under agent_down_time).
+    agent_report_interval: float = Field(default=30.0, gt=0)
     # Default per-project quotas (-1: unlimited).
     quota_network: int = Field(default=100, ge=-1)
     quota_subnet: int = Field(default=100, ge=-1)

@@ -198,6 +198,8 @@ class FloatingIP(Base):
     revision_number: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+    # The associated port, for the `port_details` a floating IP shows.
+    fixed_port: Mapped[Port | None] = relationship(foreign_keys=[fixed_port_id], lazy="raise")
 
 
 class Quota(Base):

@@ -21,6 +21,7 @@ from stratus.core.db import Database
 log = logging.getLogger("stratus.network.notify")
 
 _KEY = "stratus.network.changes"
+_LISTENING = "stratus.network.changes.listening"
 
 
 @dataclass
@@ -53,8 +54,12 @@ class AgentNotifier:
         changes = session.info.get(_KEY)
         if changes is None:
             changes = session.info[_KEY] = Changes()
-            event.listen(session, "after_commit", self._after_commit, once=True)
-            event.listen(session, "after_rollback", self._after_rollback, once=True)
+            if not session.info.get(_LISTENING):
+                # Both events also fire when a savepoint (begin_nested) is released or rolled
+                # back; the handlers wait for the outermost transaction.
+                event.listen(session, "after_commit", self._after_commit)
+                event.listen(session, "after_rollback", self._after_rollback)
+                session.info[_LISTENING] = True
         changes.networks.update(networks)
         changes.deleted_networks.update(deleted_networks)
         changes.ports.update(ports)
@@ -65,9 +70,14 @@ class AgentNotifier:
         changes.deleted_security_groups.update(deleted_security_groups)
 
     def _after_rollback(self, session: Session) -> None:
-        session.info.pop(_KEY, None)
+        # A savepoint rolled back: what was noted inside it is at worst sent needlessly (the
+        # documents are read afresh after the commit, a thing that is not there is sent as gone).
+        if not session.in_nested_transaction():
+            session.info.pop(_KEY, None)
 
     def _after_commit(self, session: Session) -> None:
+        if session.in_nested_transaction():  # a savepoint released: nothing is committed yet
+            return
         changes = session.info.pop(_KEY, None)
         if not changes or self.bus is None:
             return
@@ -79,4 +89,5 @@ class AgentNotifier:
     def send(self, changes: Changes) -> None:
         from stratus.network import rpc
 
-        rpc.publish(self.db, self.bus, changes)
+        if self.bus is not None:
+            rpc.publish(self.db, self.bus, changes)

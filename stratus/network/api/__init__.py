@@ -6,10 +6,22 @@ from fastapi import FastAPI
 
 from stratus.core.auth import TokenValidator
 from stratus.core.http import create_app
-from stratus.network.api import extensions, networks, versions
+from stratus.network.api import (
+    agents,
+    extensions,
+    floatingips,
+    networks,
+    ports,
+    quotas,
+    routers,
+    security_groups,
+    subnets,
+    tags,
+    versions,
+)
 from stratus.network.service import NetworkService
 
-ROUTERS = (versions, extensions, networks)
+ROUTERS = (versions, extensions, networks, subnets, ports, routers, floatingips, security_groups, quotas, tags, agents)
 
 
 def create_network_app(service: NetworkService, validator: TokenValidator) -> FastAPI:
