@@ -55,6 +55,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _begin_before_savepoint(conn: Any, _name: str) -> None:
+    # Python's sqlite3 opens a transaction only at the first INSERT/UPDATE/DELETE; a SAVEPOINT
+    # before that would be the outermost transaction and releasing it would commit at once.
+    raw = conn.connection.dbapi_connection
+    if raw is not None and not raw.in_transaction:
+        raw.execute("BEGIN IMMEDIATE")
+
+
 def normalize_url(url: str) -> str:
     """Pick the drivers we ship (psycopg 3, PyMySQL) for plain postgresql:// and mysql:// URLs."""
     for plain, driver in (("postgresql://", "postgresql+psycopg://"), ("postgres://", "postgresql+psycopg://"),
@@ -72,6 +80,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, echo=echo, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "savepoint", _begin_before_savepoint)
         return engine
     if url.startswith("mysql"):
         # utf8mb4 so that any Unicode name round-trips; pre-ping drops connections the server closed.

@@ -336,8 +336,10 @@ def ensure_default(session: Session, project_id: str) -> str:
             session.flush()
     except IntegrityError:
         # Another request made it at the same moment: use theirs.
+        # A locking read: it sees the winner's committed row where a plain read in MariaDB's
+        # repeatable-read snapshot would not.
         winner = session.scalar(sa.select(models.DefaultSecurityGroup.security_group_id)
-                                .where(models.DefaultSecurityGroup.project_id == project_id))
+                                .where(models.DefaultSecurityGroup.project_id == project_id).with_for_update())
         if winner is None:
             raise
         return winner
