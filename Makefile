@@ -31,3 +31,4 @@ lint: install
 bench: install
 	.venv/bin/python bench/identity.py --keystone-cache
 	.venv/bin/python bench/image.py
+	.venv/bin/python bench/network.py
