@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from tests.api.identity.helpers import MEMBER_PASSWORD, add_member
 from tests.conftest import NetworkHarness
@@ -30,3 +35,18 @@ def fault(response: Any, status: int) -> dict[str, str]:
     """The NeutronError of a response that must have `status`."""
     assert response.status_code == status, response.text
     return response.json()["NeutronError"]  # type: ignore[no-any-return]
+
+
+@contextmanager
+def counting(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements `engine` runs inside the block."""
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

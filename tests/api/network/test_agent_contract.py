@@ -11,12 +11,10 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 
 from stratus.core.db import utcnow
 from stratus.network import desired, models, rpc
@@ -24,7 +22,7 @@ from stratus.network.agent import NetworkAgent
 from stratus.network.conductor import Conductor
 from stratus.network.dataplane import NoopDataPlane
 from stratus.network.notify import Changes
-from tests.api.network.helpers import create
+from tests.api.network.helpers import counting, create
 from tests.conftest import NetworkHarness
 
 ADMIN_ONLY = {"binding:host_id"}
@@ -428,21 +426,6 @@ def test_agents_appear_with_fresh_heartbeats(cloud: Cloud) -> None:
 # --- cost ------------------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def statements(cloud: Cloud) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        seen.append(statement)
-
-    engine = cloud.network.service.db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def test_documents_are_read_in_a_constant_number_of_statements(cloud: Cloud) -> None:
     public = cloud.create("network", name="public", **{"router:external": True})
     cloud.create("subnet", network_id=public["id"], cidr="203.0.113.0/24", ip_version=4)
@@ -458,9 +441,9 @@ def test_documents_are_read_in_a_constant_number_of_statements(cloud: Cloud) -> 
             cloud.create("floatingip", floating_network_id=public["id"], port_id=port["id"])
         changes = Changes(networks={net["id"], public["id"]}, ports=set(ports), routers={router["id"]},
                           security_groups={cloud.get(f"ports/{ports[0]}")["port"]["security_groups"][0]})
-        with statements(cloud) as host_state:
+        with counting(cloud.network.service.db.engine) as host_state:
             state = Conductor(cloud.network.service.db).get_host_state("busy", list(rpc.ROLES))
-        with statements(cloud) as planned, cloud.network.service.db.transaction() as session:
+        with counting(cloud.network.service.db.engine) as planned, cloud.network.service.db.transaction() as session:
             batch = desired.plan(session, changes)
         assert len(state["ports"]) == total and len(batch.ports) == total
         assert len(batch.routers[router["id"]]["floating_ips"]) == total

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event
 
 from stratus.network import models
+from tests.api.network.helpers import counting
 from tests.conftest import NetworkHarness
 
 
@@ -33,21 +30,6 @@ def _fill(network: NetworkHarness, project_id: str, first: int, count: int) -> N
                              models.PortSecurityGroup(port_id=port.id, security_group_id=group.id)])
 
 
-@contextmanager
-def _counting(network: NetworkHarness) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(statement)
-
-    engine = network.service.db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 @pytest.mark.parametrize("collection", ["networks", "ports", "security-groups"])
 def test_a_list_issues_the_same_statements_for_10_and_for_1000_rows(network: NetworkHarness, collection: str) -> None:
     admin = network.as_admin()
@@ -57,7 +39,7 @@ def test_a_list_issues_the_same_statements_for_10_and_for_1000_rows(network: Net
         _fill(network, project_id, filled, total - filled)
         filled = total
         network.client.get(f"/v2.0/{collection}", headers=admin)  # warm: token cache, default group
-        with _counting(network) as statements:
+        with counting(network.service.db.engine) as statements:
             response = network.client.get(f"/v2.0/{collection}", headers=admin)
         assert response.status_code == 200, response.text
         key = collection.replace("-", "_")

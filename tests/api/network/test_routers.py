@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from stratus.network.notify import Changes
-from tests.api.network.helpers import create, fault, member_headers
+from tests.api.network.helpers import counting, create, fault, member_headers
 from tests.conftest import NetworkHarness, make_network
 
 EXTERNAL_CIDR = "203.0.113.0/24"  # a documentation range: nothing is ever sent there
@@ -375,21 +372,6 @@ def test_the_router_quota_is_enforced(network: NetworkHarness, database_url: str
         limited.service.db.dispose()
 
 
-@contextmanager
-def counting(network: NetworkHarness) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(statement)
-
-    engine = network.service.db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def test_listing_routers_costs_the_same_statements_for_few_and_many(network: NetworkHarness) -> None:
     admin = network.as_admin()
     public, _ = external_network(network, "203.0.113.0/26")
@@ -397,7 +379,7 @@ def test_listing_routers_costs_the_same_statements_for_few_and_many(network: Net
     for total in (2, 8):
         while len(network.client.get("/v2.0/routers", headers=admin).json()["routers"]) < total:
             create(network, "router", admin, external_gateway_info={"network_id": public["id"]})
-        with counting(network) as statements:
+        with counting(network.service.db.engine) as statements:
             routers = network.client.get("/v2.0/routers", headers=admin).json()["routers"]
         assert len(routers) == total and all(r["external_gateway_info"]["external_fixed_ips"] for r in routers)
         counts.append(len(statements))
