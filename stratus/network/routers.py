@@ -31,9 +31,8 @@ from stratus.network.errors import (
     RouterInterfaceNotFound,
     RouterInUse,
     RouterNotFound,
-    SubnetNotFound,
 )
-from stratus.network.visibility import network_scope, visible_network
+from stratus.network.visibility import visible_network, visible_subnet
 
 if TYPE_CHECKING:
     from stratus.network.service import NetworkService
@@ -161,19 +160,6 @@ def reload(session: Session, router: models.Router) -> models.Router:
     fresh = session.scalars(sa.select(models.Router).where(models.Router.id == router.id)
                             .options(*_ONE_OPTIONS).execution_options(populate_existing=True)).one()
     return fresh
-
-
-def visible_subnet(session: Session, ctx: RequestContext, subnet_id: str) -> models.Subnet:
-    """A subnet of a network the caller may see (its own, shared or external), else 404."""
-    stmt = (sa.select(models.Subnet).join(models.Network, models.Network.id == models.Subnet.network_id)
-            .where(models.Subnet.id == subnet_id))
-    scope = network_scope(ctx)
-    if scope is not None:
-        stmt = stmt.where(scope)
-    subnet = session.scalars(stmt).first()
-    if subnet is None:
-        raise SubnetNotFound(subnet_id)
-    return subnet
 
 
 def allocations(session: Session, port_ids: Iterable[str]) -> list[models.IPAllocation]:

@@ -8,7 +8,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from stratus.core.context import RequestContext
 from stratus.network import models
-from stratus.network.errors import NetworkNotFound
+from stratus.network.errors import NetworkNotFound, SubnetNotFound
 
 
 def network_scope(ctx: RequestContext) -> ColumnElement[bool] | None:
@@ -31,3 +31,22 @@ def visible_network(session: Session, ctx: RequestContext, network_id: str, *,
     if network is None:
         raise NetworkNotFound(network_id)
     return network
+
+
+def subnet_scope(ctx: RequestContext) -> ColumnElement[bool] | None:
+    """Subnets a caller sees: those of the networks it sees."""
+    scope = network_scope(ctx)
+    if scope is None:
+        return None
+    return models.Subnet.network_id.in_(sa.select(models.Network.id).where(scope))
+
+
+def visible_subnet(session: Session, ctx: RequestContext, subnet_id: str) -> models.Subnet:
+    stmt = sa.select(models.Subnet).where(models.Subnet.id == subnet_id)
+    scope = subnet_scope(ctx)
+    if scope is not None:
+        stmt = stmt.where(scope)
+    subnet = session.scalars(stmt).first()
+    if subnet is None:
+        raise SubnetNotFound(subnet_id)
+    return subnet

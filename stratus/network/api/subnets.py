@@ -26,10 +26,9 @@ from stratus.network.errors import (
     IpAddressGenerationFailure,
     IpAddressInUse,
     SubnetInUse,
-    SubnetNotFound,
 )
 from stratus.network.service import NetworkService
-from stratus.network.visibility import network_scope, visible_network
+from stratus.network.visibility import subnet_scope, visible_network, visible_subnet
 
 router = APIRouter(prefix="/v2.0", tags=["subnets"])
 Caller = Annotated[RequestContext, Depends(caller)]
@@ -105,25 +104,6 @@ def _collection() -> listing.Collection:
         view=subnet_view)
 
 
-def _scope(ctx: RequestContext) -> sa.ColumnElement[bool] | None:
-    scope = network_scope(ctx)
-    if scope is None:
-        return None
-    return models.Subnet.network_id.in_(sa.select(models.Network.id).where(scope))
-
-
-def visible_subnet(session: Session, ctx: RequestContext, subnet_id: str) -> models.Subnet:
-    """The subnet, when the caller sees its network (404 SubnetNotFound otherwise)."""
-    stmt = sa.select(models.Subnet).where(models.Subnet.id == subnet_id)
-    scope = _scope(ctx)
-    if scope is not None:
-        stmt = stmt.where(scope)
-    subnet = session.scalars(stmt).first()
-    if subnet is None:
-        raise SubnetNotFound(subnet_id)
-    return subnet
-
-
 def _may_change(request: Request, ctx: RequestContext, subnet: models.Subnet, network: models.Network) -> None:
     """The subnet's or the network's owner, or an admin (403 for others who see it through a shared network)."""
     if ctx.project_id and ctx.project_id == subnet.project_id:
@@ -181,7 +161,7 @@ def sync_dhcp(session: Session, svc: NetworkService, network: models.Network, su
 @router.get("/subnets")
 def list_subnets(request: Request, ctx: Caller) -> dict[str, Any]:
     with service(request).db.transaction() as session:
-        return listing.list_items(request, session, _collection(), _scope(ctx))
+        return listing.list_items(request, session, _collection(), subnet_scope(ctx))
 
 
 @router.get("/subnets/{subnet_id}")

@@ -26,7 +26,7 @@ from stratus.network.errors import (
     SecurityGroupNotFound,
     SubnetNotFound,
 )
-from stratus.network.visibility import network_scope, visible_network
+from stratus.network.visibility import subnet_scope, visible_network
 
 router = APIRouter(prefix="/v2.0", tags=["tags"])
 Caller = Annotated[RequestContext, Depends(caller)]
@@ -61,9 +61,9 @@ def _find(session: Session, ctx: RequestContext, collection: str, resource_id: s
         return visible_network(session, ctx, resource_id, for_update=for_update)
     if collection == "subnets":
         stmt = sa.select(models.Subnet).where(models.Subnet.id == resource_id)
-        scope = network_scope(ctx)
+        scope = subnet_scope(ctx)
         if scope is not None:
-            stmt = stmt.where(models.Subnet.network_id.in_(sa.select(models.Network.id).where(scope)))
+            stmt = stmt.where(scope)
         not_found: Callable[[str], StratusError] = SubnetNotFound
     else:
         kind = _OWNED[collection]

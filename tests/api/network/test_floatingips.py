@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from stratus.network.notify import Changes
-from tests.api.network.helpers import create, fault, member_headers
+from tests.api.network.helpers import counting, create, fault, member_headers
 from tests.api.network.test_routers import (
-    counting,
     external_network,
     ports_of,
     private_network,
@@ -255,7 +254,7 @@ def test_listing_floating_ips_costs_the_same_statements_for_few_and_many(network
         while len(network.client.get("/v2.0/floatingips", headers=alice).json()["floatingips"]) < total:
             port = create(network, "port", alice, network_id=subnet["network_id"])
             create(network, "floatingip", alice, floating_network_id=public["id"], port_id=port["id"])
-        with counting(network) as statements:
+        with counting(network.service.db.engine) as statements:
             fips = network.client.get("/v2.0/floatingips", headers=alice).json()["floatingips"]
         assert len(fips) == total and all(f["port_details"] and f["router_id"] == router["id"] for f in fips)
         counts.append(len(statements))
