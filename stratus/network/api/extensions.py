@@ -22,7 +22,12 @@ EXTENSIONS = {
                     "Extension of the router abstraction for specifying whether SNAT should occur on the "
                     "external gateway"),
     "extraroute": ("Neutron Extra Route", "Extra routes configuration for L3 router"),
+    "extraroute-atomic": ("Atomically add/remove extra routes",
+                          "Edit extra routes of a router on server side by atomically adding/removing extra routes"),
+    "fip-port-details": ("Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource"),
     "filter-validation": ("Filter parameters validation", "Provides validation on filter parameters."),
+    "ip-substring-filtering": ("IP address substring filtering",
+                               "Provides IP address substring filtering when listing ports"),
     "net-mtu": ("Network MTU", "Provides MTU attribute for a network resource."),
     "net-mtu-writable": ("Network MTU (writable)", "Provides a writable MTU attribute for a network resource."),
     "pagination": ("Pagination support", "Extension that indicates that pagination is enabled."),
