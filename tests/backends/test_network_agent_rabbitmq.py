@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from kombu import Connection, Exchange
 
 from stratus.core import config as config_mod
 from stratus.core.bus import Bus
@@ -23,9 +22,9 @@ from stratus.identity.client import IdentityClient, ServiceCredentials
 from stratus.network.api import create_network_app
 from stratus.network.service import NetworkService
 from tests.api.network.test_agent_contract import *  # noqa: F403 (the whole suite, collected here once more)
+from tests.backends.rabbitmq import reachable_rabbitmq
 from tests.conftest import SERVICE_PASSWORD, NetworkHarness, make_identity
 
-RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 RUN_EXCHANGE = f"stratus-agent-test-{uuid.uuid4().hex[:8]}"
 
 pytestmark = pytest.mark.backend
@@ -33,16 +32,7 @@ pytestmark = pytest.mark.backend
 
 @pytest.fixture(scope="module")
 def rabbitmq() -> Iterator[str]:
-    try:
-        with Connection(RABBITMQ_URL, connect_timeout=3) as connection:
-            connection.ensure_connection(max_retries=1)
-    except Exception as exc:
-        pytest.fail(f"the local RabbitMQ ({RABBITMQ_URL}) is needed for this test and did not answer: {exc}")
-    yield RABBITMQ_URL
-    # Queues go with their connections or expire; the run's exchanges would stay: remove them.
-    with Connection(RABBITMQ_URL) as connection:
-        for name in (RUN_EXCHANGE, f"{RUN_EXCHANGE}.fanout"):
-            Exchange(name)(connection.default_channel).delete()
+    yield from reachable_rabbitmq(RUN_EXCHANGE)
 
 
 @pytest.fixture
