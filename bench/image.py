@@ -70,7 +70,7 @@ class Cloud:
         self.proc = peers.start([str(STRATUS), "up", "--state-dir", str(state)], log, env)
         peers.wait_until(self.proc, lambda: "stratus: ready" in log.read_text(errors="replace"), log, timeout=180)
         self.url = f"http://127.0.0.1:{self.image_port}"
-        self.token = admin_token(f"http://127.0.0.1:{identity_port}/v3", password)
+        self.token = peers.admin_token(f"http://127.0.0.1:{identity_port}/v3", password)
 
     def call(self, method: str, path: str, body: dict | None = None) -> httpx.Response:
         response = httpx.request(method, f"{self.url}{path}", headers={"X-Auth-Token": self.token},
@@ -78,16 +78,6 @@ class Cloud:
         if response.is_error:
             raise peers.ServerFailed(f"{method} {path}: {response.status_code} {response.text}")
         return response
-
-
-def admin_token(auth_url: str, password: str) -> str:
-    domain = {"name": "Default"}
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": "admin", "domain": domain, "password": password}}},
-        "scope": {"project": {"name": "admin", "domain": domain}}}}
-    response = httpx.post(f"{auth_url}/auth/tokens", json=body, timeout=60)
-    response.raise_for_status()
-    return response.headers["X-Subject-Token"]
 
 
 def drop_caches() -> bool:

@@ -47,20 +47,10 @@ class Cloud:
         self.proc = peers.start([str(STRATUS), "up", "--state-dir", str(state)], log, env)
         peers.wait_until(self.proc, lambda: "stratus: ready" in log.read_text(errors="replace"), log, timeout=180)
         self.url = f"http://127.0.0.1:{network_port}"
-        self.headers = {"X-Auth-Token": admin_token(f"http://127.0.0.1:{identity_port}/v3", password)}
+        self.headers = {"X-Auth-Token": peers.admin_token(f"http://127.0.0.1:{identity_port}/v3", password)}
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=self.headers, timeout=120)
-
-
-def admin_token(auth_url: str, password: str) -> str:
-    domain = {"name": "Default"}
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": "admin", "domain": domain, "password": password}}},
-        "scope": {"project": {"name": "admin", "domain": domain}}}}
-    response = httpx.post(f"{auth_url}/auth/tokens", json=body, timeout=60)
-    response.raise_for_status()
-    return response.headers["X-Subject-Token"]
 
 
 def checked(response: httpx.Response) -> httpx.Response:

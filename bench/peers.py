@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+
 PEERS_DIR = Path(__file__).resolve().parent / ".peers"
 
 # Appended to every wrk script: prints one JSON line with the counts, parsed by `wrk()` below.
@@ -120,3 +122,14 @@ def wrk(url: str, lua: str, duration: float, connections: int, warmup: float = 2
             result = {"ok": ok, "errors": counts["status_errors"] + counts["socket_errors"],
                       "rate": ok / (counts["duration_us"] / 1e6)}
     return result
+
+
+def admin_token(auth_url: str, password: str) -> str:
+    """A project-scoped token of a Stratus cloud's bootstrap admin."""
+    domain = {"name": "Default"}
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": domain, "password": password}}},
+        "scope": {"project": {"name": "admin", "domain": domain}}}}
+    response = httpx.post(f"{auth_url}/auth/tokens", json=body, timeout=60)
+    response.raise_for_status()
+    return response.headers["X-Subject-Token"]
