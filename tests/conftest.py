@@ -13,15 +13,20 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from stratus.compute.api import create_compute_app
+from stratus.compute.service import ComputeService
 from stratus.core import config as config_mod
 from stratus.core.bus import Bus
 from stratus.identity.api import create_identity_app
 from stratus.identity.bootstrap import CatalogEntry, bootstrap
 from stratus.identity.client import IdentityClient, ServiceCredentials
 from stratus.identity.service import IdentityService
+from stratus.core.service_client import ServiceAuth
 from stratus.image.api import create_image_app
+from stratus.image.client import ImageClient
 from stratus.image.service import ImageService
 from stratus.network.api import create_network_app
+from stratus.network.client import NetworkClient
 from stratus.network.service import NetworkService
 
 ADMIN_PASSWORD = "admin-secret-Pw1"
@@ -92,7 +97,7 @@ def make_identity(state_dir: Path, database_url: str, **identity_settings: Any) 
     svc = IdentityService(cfg)
     svc.setup()
     bootstrap(svc, [CatalogEntry("identity", "keystone", "http://127.0.0.1:5000/v3")],
-              service_users=["glance", "neutron"])
+              service_users=["glance", "neutron", "nova"])
     client = TestClient(create_identity_app(svc))
     harness = IdentityHarness(svc, client, "")
     harness.admin_token = harness.token("admin", ADMIN_PASSWORD, "admin")
@@ -176,3 +181,62 @@ def network(identity: IdentityHarness, database_url: str) -> Iterator[NetworkHar
     harness.client.close()
     harness.bus.close()
     harness.service.db.dispose()
+
+
+@dataclass
+class ComputeHarness:
+    """An in-process compute API with the network and image APIs it uses, on one engine and one bus.
+
+    `runtime` is what `stratus up` starts beside the API (conductor, scheduler, fake agents); it
+    is None until `start()`.
+    """
+
+    identity: IdentityHarness
+    network: NetworkHarness
+    image: ImageHarness
+    service: ComputeService
+    client: TestClient
+    runtime: Any = None
+
+    def as_admin(self) -> dict[str, str]:
+        return self.identity.as_admin()
+
+    def start(self, **fake: Any) -> Any:
+        """Start the conductor, scheduler and fake compute agents (settings from `make_compute`)."""
+        from stratus.compute.runtime import start_runtime
+
+        self.runtime = start_runtime(self.service, self.network.bus)
+        return self.runtime
+
+    def close(self) -> None:
+        if self.runtime is not None:
+            self.runtime.stop()
+        self.client.close()
+        self.service.db.dispose()
+
+
+def make_compute(network: NetworkHarness, image: ImageHarness, database_url: str,
+                 **compute_settings: Any) -> ComputeHarness:
+    """The compute API beside `network` and `image` (its own tables on the same engine); it reaches
+    them through the same typed clients as in production, over in-process HTTP."""
+    identity = network.identity
+    environ = {"STRATUS_DATABASE__URL": database_url}
+    environ.update({f"STRATUS_COMPUTE__{k.upper()}": str(v) for k, v in compute_settings.items()})
+    cfg = config_mod.load(state_dir=identity.service.config.server.state_dir, environ=environ)
+    auth = ServiceAuth("http://identity", "nova", SERVICE_PASSWORD, http=identity.client)
+    svc = ComputeService(cfg, bus=network.bus, network=NetworkClient("http://network", auth, http=network.client),
+                         image=ImageClient("http://image", auth, http=image.client))
+    svc.setup()
+    identity_http = httpx.AsyncClient(transport=httpx.ASGITransport(identity.client.app), base_url="http://identity")
+    validator = IdentityClient("http://identity", ServiceCredentials("nova", SERVICE_PASSWORD, "service"),
+                               http=identity_http)
+    identity.service.revocations.listeners.append(validator.forget)
+    return ComputeHarness(identity, network, image, svc, TestClient(create_compute_app(svc, validator)))
+
+
+@pytest.fixture
+def compute(network: NetworkHarness, image: ImageHarness, database_url: str) -> Iterator[ComputeHarness]:
+    """The compute API on the same engine as `network` and `image`."""
+    harness = make_compute(network, image, database_url)
+    yield harness
+    harness.close()

@@ -111,6 +111,62 @@ class NetworkConfig(Section):
         return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
 
+class ComputeConfig(Section):
+    port: int = Field(default=8774, ge=0, le=65535)
+    metadata_port: int = Field(default=8775, ge=0, le=65535)
+    # The hypervisor driver of this node's compute agent: "fake" keeps instances in memory.
+    driver: str = Field(default="fake", pattern="^(fake)$")
+    # This node's name (empty: the machine's host name).
+    host: str = Field(default="", max_length=255)
+    # With the fake driver, `stratus up` runs this many simulated hosts (host name + "-1", ...).
+    fake_hosts: int = Field(default=3, ge=1, le=100000)
+    # Resources each fake host reports.
+    fake_vcpus: int = Field(default=16, ge=1)
+    fake_memory_mb: int = Field(default=32768, ge=1)
+    fake_disk_gb: int = Field(default=500, ge=1)
+    # Fake hosts whose driver fails every spawn (to exercise rescheduling).
+    fake_fail_hosts: list[str] = []
+    # Scheduler: filters and weighers by name, and how resources may be overcommitted.
+    scheduler_filters: list[str] = ["ComputeFilter", "AvailabilityZoneFilter", "RamFilter", "CoreFilter",
+                                    "DiskFilter", "AggregateInstanceExtraSpecsFilter",
+                                    "ImagePropertiesFilter", "ServerGroupAntiAffinityFilter",
+                                    "ServerGroupAffinityFilter", "SameHostFilter", "DifferentHostFilter",
+                                    "JsonFilter"]
+    scheduler_weighers: list[str] = ["RAMWeigher", "CPUWeigher", "DiskWeigher", "NumInstancesWeigher"]
+    ram_weight_multiplier: float = 1.0   # positive: spread, negative: stack
+    cpu_weight_multiplier: float = 1.0
+    disk_weight_multiplier: float = 1.0
+    num_instances_weight_multiplier: float = 0.0
+    soft_affinity_weight_multiplier: float = 1.0
+    soft_anti_affinity_weight_multiplier: float = 1.0
+    cpu_allocation_ratio: float = Field(default=16.0, gt=0)
+    ram_allocation_ratio: float = Field(default=1.5, gt=0)
+    disk_allocation_ratio: float = Field(default=1.0, gt=0)
+    # How many hosts a build tries before the instance goes to ERROR.
+    max_attempts: int = Field(default=3, ge=1)
+    default_availability_zone: str = "nova"
+    # Agents heartbeat every report_interval seconds; silent for service_down_time they are down.
+    report_interval: float = Field(default=10.0, gt=0)
+    service_down_time: float = Field(default=60.0, gt=0)
+    # Default per-project quotas (-1: unlimited).
+    quota_instances: int = Field(default=10, ge=-1)
+    quota_cores: int = Field(default=20, ge=-1)
+    quota_ram: int = Field(default=51200, ge=-1)
+    quota_key_pairs: int = Field(default=100, ge=-1)
+    quota_metadata_items: int = Field(default=128, ge=-1)
+    quota_server_groups: int = Field(default=10, ge=-1)
+    quota_server_group_members: int = Field(default=10, ge=-1)
+    quota_injected_files: int = Field(default=5, ge=-1)
+    quota_injected_file_content_bytes: int = Field(default=10240, ge=-1)
+    quota_injected_file_path_bytes: int = Field(default=255, ge=-1)
+    policy_file: Path | None = None
+
+    @field_validator("fake_fail_hosts", "scheduler_filters", "scheduler_weighers", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
+
+
 class BootstrapConfig(Section):
     admin_user: str = "admin"
     admin_project: str = "admin"
@@ -133,6 +189,7 @@ class Config(Section):
     identity: IdentityConfig = IdentityConfig()
     image: ImageConfig = ImageConfig()
     network: NetworkConfig = NetworkConfig()
+    compute: ComputeConfig = ComputeConfig()
     bootstrap: BootstrapConfig = BootstrapConfig()
     auth: AuthConfig = AuthConfig()
 

@@ -69,3 +69,13 @@ class RemoteError(StratusError):
 
 class BusTimeout(StratusError):
     status, fault, title = 504, "computeFault", "Gateway Timeout"
+
+
+class NotAcceptable(StratusError):
+    status, fault, title = 406, "notAcceptable", "Not Acceptable"
+
+
+class OverLimit(StratusError):
+    """A quota would be exceeded (compute answers 403 with an `overLimit`-style message)."""
+
+    status, fault, title = 403, "forbidden", "Quota exceeded"

@@ -24,7 +24,7 @@ log = logging.getLogger("stratus.http")
 REQUEST_ID_HEADER = "x-openstack-request-id"
 _STATUS_ERRORS = {cls.status: cls for cls in (
     errors.BadRequest, errors.Unauthorized, errors.Forbidden, errors.NotFound, errors.MethodNotAllowed,
-    errors.Conflict, errors.Gone, errors.PayloadTooLarge, errors.UnsupportedMediaType,
+    errors.NotAcceptable, errors.Conflict, errors.Gone, errors.PayloadTooLarge, errors.UnsupportedMediaType,
     errors.ServiceUnavailable)}
 
 

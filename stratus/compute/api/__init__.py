@@ -1,0 +1,59 @@
+"""The compute API application (Nova v2.1 with microversions).
+
+Routes are served both at `/v2.1/...` and at `/v2.1/{project_id}/...` (the catalog URL of old
+deployments carries the project id); the second form is rewritten to the first on the way in.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from stratus.compute.api.microversion import MicroversionMiddleware
+from stratus.compute.service import ComputeService
+from stratus.core.auth import TokenValidator
+from stratus.core.http import create_app
+
+# Resource modules, each with a `router`; imported by name so that a module not yet written does
+# not stop the others.
+ROUTERS = ("versions", "flavors", "keypairs", "servers", "server_actions", "server_extras", "instance_actions",
+           "availability_zones", "aggregates", "hypervisors", "services", "quotas", "limits", "server_groups",
+           "usage", "migrations")
+
+_PROJECT_PREFIX = re.compile(r"^/v2(?:\.1)?/([0-9a-fA-F]{32}|[0-9a-fA-F-]{36})(/.*)?$")
+
+
+class ProjectPrefixMiddleware:
+    """`/v2.1/{project_id}/servers` -> `/v2.1/servers`: both URL forms reach the same routes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            match = _PROJECT_PREFIX.match(scope["path"])
+            if match is not None and match.group(2) not in (None, "/"):
+                scope = dict(scope)
+                scope["path"] = "/v2.1" + match.group(2)
+                scope["raw_path"] = scope["path"].encode()
+        await self.app(scope, receive, send)
+
+
+def create_compute_app(service: ComputeService, validator: TokenValidator) -> FastAPI:
+    app = create_app("Stratus Compute", "compute", max_body_bytes=service.config.server.max_body_bytes,
+                     validator=validator, public_paths=("/", "/v2.1", "/openapi.json"))
+    app.state.compute = service
+    for name in ROUTERS:
+        try:
+            module = importlib.import_module(f"stratus.compute.api.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"stratus.compute.api.{name}":
+                raise
+            continue
+        app.include_router(module.router)
+    app.add_middleware(MicroversionMiddleware)
+    app.add_middleware(ProjectPrefixMiddleware)
+    return app
