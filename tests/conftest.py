@@ -17,11 +17,11 @@ from stratus.compute.api import create_compute_app
 from stratus.compute.service import ComputeService
 from stratus.core import config as config_mod
 from stratus.core.bus import Bus
+from stratus.core.service_client import ServiceAuth
 from stratus.identity.api import create_identity_app
 from stratus.identity.bootstrap import CatalogEntry, bootstrap
 from stratus.identity.client import IdentityClient, ServiceCredentials
 from stratus.identity.service import IdentityService
-from stratus.core.service_client import ServiceAuth
 from stratus.image.api import create_image_app
 from stratus.image.client import ImageClient
 from stratus.image.service import ImageService

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stratus.compute.policy import DEFAULT_RULES
 from stratus.core.bus import Bus
 from stratus.core.config import Config
 from stratus.core.db import Database
 from stratus.core.policy import Enforcer
-from stratus.compute.policy import DEFAULT_RULES
 
 if TYPE_CHECKING:
     from stratus.image.client import ImageClient

@@ -27,7 +27,8 @@ def test_no_header_is_served_at_21(compute: ComputeHarness) -> None:
 
 
 def test_out_of_range_is_406_and_garbage_400(compute: ComputeHarness) -> None:
-    too_new = compute.client.get("/v2.1/flavors", headers={**compute.as_admin(), "OpenStack-API-Version": "compute 2.999"})
+    too_new = compute.client.get("/v2.1/flavors",
+                                 headers={**compute.as_admin(), "OpenStack-API-Version": "compute 2.999"})
     assert too_new.status_code == 406
     old = compute.client.get("/v2.1/flavors", headers={**compute.as_admin(), "X-OpenStack-Nova-API-Version": "2.0"})
     assert old.status_code == 406
