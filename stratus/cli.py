@@ -14,6 +14,7 @@ import click
 import httpx
 import yaml
 
+from stratus.compute.service import ComputeService
 from stratus.core import config as config_mod
 from stratus.core.bus import Bus
 from stratus.core.config import Config
@@ -36,14 +37,15 @@ def _load(config_path: str | None, state_dir: str | None) -> Config:
 
 
 # The services that run beside identity, each with a user of its own in the service project.
-SERVICE_USERS = {"image": "glance", "network": "neutron"}
+SERVICE_USERS = {"image": "glance", "network": "neutron", "compute": "nova"}
 
 
 def _catalog(cfg: Config) -> list[CatalogEntry]:
     return [CatalogEntry("identity", "keystone", f"{cfg.public_url(cfg.identity.port)}/v3",
                          "Stratus identity service"),
             CatalogEntry("image", "glance", cfg.public_url(cfg.image.port), "Stratus image service"),
-            CatalogEntry("network", "neutron", cfg.public_url(cfg.network.port), "Stratus networking service")]
+            CatalogEntry("network", "neutron", cfg.public_url(cfg.network.port), "Stratus networking service"),
+            CatalogEntry("compute", "nova", f"{cfg.public_url(cfg.compute.port)}/v2.1", "Stratus compute service")]
 
 
 def _service_password(cfg: Config) -> str:
@@ -121,7 +123,31 @@ def _listeners(cfg: Config, identity: IdentityService | None, bus: Bus) -> list[
     listeners.append(Listener("network", create_network_app(network, _identity_client(cfg, "network", bus)),
                               cfg.network.port))
     _start_network_agent(cfg, network, bus)
+    listeners.append(_compute(cfg, bus))
     return listeners
+
+
+def _compute(cfg: Config, bus: Bus) -> Listener:
+    """The compute API, and beside it the conductor, the scheduler and this node's agents (which
+    stop at exit); the API reaches the network and image services through their clients."""
+    from stratus.compute import flavors
+    from stratus.compute.api import create_compute_app
+    from stratus.compute.runtime import start_runtime
+    from stratus.compute.service import ComputeService
+    from stratus.core.service_client import ServiceAuth
+    from stratus.image.client import ImageClient
+    from stratus.network.client import NetworkClient
+
+    identity_url = cfg.auth.identity_url or f"http://127.0.0.1:{cfg.identity.port}"
+    auth = ServiceAuth(identity_url, SERVICE_USERS["compute"], _service_password(cfg))
+    compute = ComputeService(cfg, bus=bus, network=NetworkClient(f"http://127.0.0.1:{cfg.network.port}", auth),
+                             image=ImageClient(f"http://127.0.0.1:{cfg.image.port}", auth))
+    compute.setup()
+    with compute.db.transaction() as session:
+        flavors.seed_default_flavors(session)
+    runtime = start_runtime(compute, bus)
+    atexit.register(runtime.stop)
+    return Listener("compute", create_compute_app(compute, _identity_client(cfg, "compute", bus)), cfg.compute.port)
 
 
 def _start_network_agent(cfg: Config, network: NetworkService, bus: Bus) -> None:
@@ -227,7 +253,8 @@ def db_upgrade(config_path: str | None, state_dir: str | None) -> None:
     IdentityService(cfg).setup()
     ImageService(cfg).setup()
     NetworkService(cfg).setup()
-    click.echo("identity, image, network: schemas up to date")
+    ComputeService(cfg).setup()
+    click.echo("identity, image, network, compute: schemas up to date")
 
 
 @main.group()

@@ -16,6 +16,13 @@ class ImageClient(ServiceClient):
     def create_image(self, fields: dict[str, Any], token: str | None = None) -> dict[str, Any]:
         return self.json("POST", "/v2/images", json=fields, token=token)  # type: ignore[no-any-return]
 
+    def set_formats(self, image_id: str, disk_format: str, container_format: str, token: str | None = None) -> None:
+        """Name the formats of a queued image before its data is uploaded."""
+        patch = [{"op": "replace", "path": "/disk_format", "value": disk_format},
+                 {"op": "replace", "path": "/container_format", "value": container_format}]
+        self.request("PATCH", f"/v2/images/{image_id}", token=token, json=patch,
+                     headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+
     def upload(self, image_id: str, chunks: Iterable[bytes], token: str | None = None) -> None:
         self.request("PUT", f"/v2/images/{image_id}/file", token=token, content=chunks,
                      headers={"Content-Type": "application/octet-stream"})

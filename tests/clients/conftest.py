@@ -134,6 +134,7 @@ def launch(state_dir: Path, port: int, image_port: int | None = None) -> subproc
     printed that it is ready."""
     env = {**_clean_environ(), "PYTHONUNBUFFERED": "1", "STRATUS_IDENTITY__PORT": str(port),
            "STRATUS_IMAGE__PORT": str(image_port or _free_port()), "STRATUS_NETWORK__PORT": str(_free_port()),
+           "STRATUS_COMPUTE__PORT": str(_free_port()), "STRATUS_COMPUTE__METADATA_PORT": str(_free_port()),
            "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": ADMIN_PASSWORD, "STRATUS_IDENTITY__BCRYPT_ROUNDS": "4"}
     log = state_dir / "stratus-up.log"
     # Output goes to a file, not a pipe: a server that logs a lot can never block on a full pipe.

@@ -49,8 +49,10 @@ def create_compute_app(service: ComputeService, validator: TokenValidator) -> Fa
     for name in ROUTERS:
         try:
             module = importlib.import_module(f"stratus.compute.api.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"stratus.compute.api.{name}":
+        except ImportError as exc:
+            # DEVELOPMENT ONLY (replaced by explicit imports once every module exists): a module
+            # that needs one not written yet is left out.
+            if not (exc.name or "").startswith("stratus.compute"):
                 raise
             continue
         app.include_router(module.router)

@@ -1,0 +1,269 @@
+"""The compute conductor: the only compute role that writes the database for the agents.
+
+Agents call it with heartbeats and power states; the API casts it the operations that need a
+host (build, delete, and the server actions in `lifecycle.py`). It asks the scheduler for a host,
+the network service for ports, and the chosen host's agent to act, and writes down each step in
+the instance's vm_state/task_state as the Compute API documents them.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+import sqlalchemy as sa
+
+from stratus.compute import claims, instance_actions, models, networking, zones
+from stratus.compute.drivers.base import NOSTATE, RUNNING, SHUTDOWN
+from stratus.compute.lifecycle import LifecycleMixin
+from stratus.compute.rpc import AGENT_TOPIC, CONDUCTOR_TOPIC, SCHEDULER_TOPIC, instance_doc
+from stratus.compute.scheduler import NoValidHost, RequestSpec
+from stratus.compute.service import ComputeService
+from stratus.core.bus import Bus, RpcServer
+from stratus.core.db import utcnow
+from stratus.core.errors import BusTimeout, RemoteError, StratusError
+
+log = logging.getLogger("stratus.compute.conductor")
+
+BUILD_EVENT = "compute__do_build_and_run_instance"
+SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
+
+
+def fault(session: Any, instance_id: str, message: str, code: int = 500, host: str | None = None,
+          details: str = "") -> None:
+    session.add(models.InstanceFault(instance_id=instance_id, code=code, message=message[:255], host=host,
+                                     details=details))
+
+
+class Conductor(LifecycleMixin):
+    """Public methods are its bus API (topic `compute-conductor`)."""
+
+    def __init__(self, service: ComputeService, bus: Bus) -> None:
+        self.service, self.bus = service, bus
+        self.db = service.db
+        self.settings = service.settings
+
+    def serve(self) -> RpcServer:
+        return self.bus.serve(CONDUCTOR_TOPIC, self)
+
+    def agent(self, host: str, method: str, **kwargs: Any) -> Any:
+        return self.bus.call(f"{AGENT_TOPIC}.{host}", method, **kwargs)
+
+    # --- agents -------------------------------------------------------------------------------
+
+    def report_state(self, host: str, binary: str, resources: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A heartbeat: the service row (made on first report) is seen up now; a compute host's
+        resources are written to its compute node."""
+        now = utcnow()
+        s = self.settings
+        with self.db.transaction() as session:
+            service = session.scalar(sa.select(models.Service).where(models.Service.host == host,
+                                                                     models.Service.binary == binary))
+            if service is None:
+                service = models.Service(host=host, binary=binary, topic=AGENT_TOPIC if binary == "nova-compute"
+                                         else binary.removeprefix("nova-"))
+                session.add(service)
+            service.last_seen_up = now
+            service.report_count = (service.report_count or 0) + 1
+            if resources is not None:
+                node = session.scalar(sa.select(models.ComputeNode).where(models.ComputeNode.host == host))
+                if node is None:
+                    node = models.ComputeNode(host=host, vcpus_used=0, memory_mb_used=0, local_gb_used=0,
+                                              running_vms=0)
+                    session.add(node)
+                node.hypervisor_hostname = resources.get("hypervisor_hostname") or host
+                for name in ("vcpus", "memory_mb", "local_gb", "hypervisor_type", "hypervisor_version", "host_ip",
+                             "cpu_info"):
+                    if name in resources:
+                        setattr(node, name, resources[name])
+                node.cpu_allocation_ratio = s.cpu_allocation_ratio
+                node.ram_allocation_ratio = s.ram_allocation_ratio
+                node.disk_allocation_ratio = s.disk_allocation_ratio
+                node.updated_at = now
+            return {"disabled": service.disabled}
+
+    def instances_on_host(self, host: str) -> list[str]:
+        with self.db.transaction() as session:
+            return list(session.scalars(sa.select(models.Instance.id).where(
+                models.Instance.host == host, models.Instance.deleted.is_(False))))
+
+    def sync_power_states(self, host: str, states: dict[str, int]) -> int:
+        """An agent's view after it (re)started: instances that should run but do not are stopped."""
+        changed = 0
+        with self.db.transaction() as session:
+            rows = session.scalars(sa.select(models.Instance).where(
+                models.Instance.id.in_(list(states)), models.Instance.host == host,
+                models.Instance.deleted.is_(False)))
+            for row in rows:
+                power = int(states[row.id])
+                if row.power_state != power:
+                    row.power_state = power
+                    changed += 1
+                if row.task_state is None and row.vm_state == "active" and power in (NOSTATE, SHUTDOWN):
+                    row.vm_state = "stopped"
+                    changed += 1
+        return changed
+
+    # --- build --------------------------------------------------------------------------------
+
+    def build_instance(self, instance_id: str, request_id: str, admin_password: str | None = None) -> None:
+        """Ports, then up to max_attempts hosts; ERROR with a fault (and everything freed) if none works."""
+        with instance_actions.event(self.db, instance_id, request_id, SCHEDULE_EVENT):
+            self._build(instance_id, request_id, admin_password)
+
+    def _build(self, instance_id: str, request_id: str, admin_password: str | None) -> None:
+        with self.db.transaction() as session:
+            row = session.get(models.Instance, instance_id)
+            if row is None or row.deleted or row.task_state == "deleting":
+                return
+            spec = RequestSpec.from_dict(row.request_spec["scheduler"])
+            requests = row.request_spec.get("networks", [])
+            group_ids = row.request_spec.get("security_group_ids", [])
+            project_id, zone = row.project_id, row.availability_zone or self.settings.default_availability_zone
+            row.task_state = "networking"
+        network = self.service.network
+        ports: list[dict[str, Any]] = []
+        if network is not None and requests:
+            try:
+                ports = networking.allocate(network, instance_id, project_id, zone, requests, group_ids)
+            except StratusError as exc:
+                self._fail_build(instance_id, f"Build of instance {instance_id} aborted: {exc.message}", [], [])
+                return
+            self._save_network_info(instance_id, networking.network_info(network, ports))
+        tried: list[str] = []
+        last_error = "No valid host was found. "
+        for _attempt in range(self.settings.max_attempts):
+            self._set(instance_id, task_state="scheduling")
+            try:
+                host = self.bus.call(SCHEDULER_TOPIC, "select_destination", spec=spec.to_dict())
+            except NoValidHost as exc:
+                last_error = exc.message
+                break
+            tried.append(host)
+            if not self._place(instance_id, host):  # deleted meanwhile: give back what it took
+                self._release(instance_id, tried)
+                if network is not None:
+                    networking.deallocate(network, ports)
+                return
+            try:
+                if network is not None and ports:
+                    ports = networking.bind(network, ports, host)
+                    info = networking.network_info(network, ports)
+                    self._save_network_info(instance_id, info)
+                with self.db.transaction() as session:
+                    row = session.get(models.Instance, instance_id)
+                    if row is None or row.deleted:
+                        continue
+                    row.task_state = "spawning"
+                    doc = instance_doc(row)
+                    image_meta = {k.removeprefix("image_"): v for k, v in (row.system_metadata or {}).items()}
+                with instance_actions.event(self.db, instance_id, request_id, BUILD_EVENT, host):
+                    power = self.agent(host, "spawn", instance=doc, image_meta=image_meta,
+                                       network_info=networking.ports_of(info) if ports else [],
+                                       admin_password=admin_password)
+            except (RemoteError, BusTimeout, StratusError) as exc:
+                last_error = f"Build of instance {instance_id} on host {host} failed: {exc}"
+                log.warning("%s", last_error)
+                with self.db.transaction() as session:
+                    fault(session, instance_id, last_error, host=host)
+                    claims.release(session, instance_id, host)
+                    row = session.get(models.Instance, instance_id)
+                    if row is not None:
+                        row.host = row.node = None
+                spec.ignore_hosts.append(host)
+                continue
+            with self.db.transaction() as session:
+                row = session.get(models.Instance, instance_id)
+                if row is not None and not row.deleted and row.task_state != "deleting":
+                    row.vm_state, row.task_state, row.power_state = "active", None, int(power or RUNNING)
+                    row.launched_at = utcnow()
+            return
+        self._fail_build(instance_id, last_error, ports, tried)
+
+    def _place(self, instance_id: str, host: str) -> bool:
+        with self.db.transaction() as session:
+            row = session.get(models.Instance, instance_id)
+            if row is None or row.deleted or row.task_state == "deleting":
+                return False
+            row.host, row.node = host, host
+            if not row.availability_zone:
+                row.availability_zone = zones.zone_of(session, host, self.settings.default_availability_zone)
+            return True
+
+    def _fail_build(self, instance_id: str, message: str, ports: list[dict[str, Any]], hosts: list[str]) -> None:
+        """ERROR with a fault; ports, claims and (host = NULL) quota are given back."""
+        network = self.service.network
+        if network is not None and ports:
+            networking.deallocate(network, ports)
+        with self.db.transaction() as session:
+            claims.release(session, instance_id)
+            row = session.get(models.Instance, instance_id)
+            if row is None:
+                return
+            row.vm_state, row.task_state, row.power_state = "error", None, NOSTATE
+            row.host = row.node = None
+            row.network_info = []
+            fault(session, instance_id, message if message.startswith("No valid host") or "aborted" in message
+                  else f"Exceeded maximum number of retries. {message}")
+
+    def _release(self, instance_id: str, hosts: list[str]) -> None:
+        with self.db.transaction() as session:
+            for host in hosts:
+                claims.release(session, instance_id, host)
+
+    def _set(self, instance_id: str, **changes: Any) -> None:
+        with self.db.transaction() as session:
+            row = session.get(models.Instance, instance_id)
+            if row is not None and not row.deleted:
+                for name, value in changes.items():
+                    setattr(row, name, value)
+
+    def _save_network_info(self, instance_id: str, info: list[dict[str, Any]]) -> None:
+        self._set(instance_id, network_info=info)
+
+    # --- delete -------------------------------------------------------------------------------
+
+    def delete_instance(self, instance_id: str, request_id: str) -> None:
+        """Destroy on the host (if any), free ports and claims, and mark the row deleted."""
+        with self.db.transaction() as session:
+            row = session.get(models.Instance, instance_id)
+            if row is None or row.deleted:
+                return
+            host, doc, info = row.host, instance_doc(row), list(row.network_info or [])
+        if host:
+            try:
+                with instance_actions.event(self.db, instance_id, request_id, "compute_terminate_instance", host):
+                    self.agent(host, "destroy", instance=doc, network_info=networking.ports_of(info))
+            except (RemoteError, BusTimeout) as exc:
+                # The host is gone or broken: the instance is deleted all the same; its agent's
+                # resync finds nothing to keep for it.
+                log.warning("destroy of %s on %s failed: %s", instance_id, host, exc)
+        network = self.service.network
+        if network is not None:
+            ports = networking.ports_of(info)
+            known = {p["id"] for p in ports}
+            try:  # also ports attached after the cache was last written
+                ports += [{**p, "_preexisting": False} for p in network.list_ports(device_id=instance_id)
+                          if p["id"] not in known]
+            except StratusError as exc:
+                log.warning("could not list the ports of %s: %s", instance_id, exc)
+            networking.deallocate(network, ports)
+        self.finish_delete(instance_id)
+
+    def finish_delete(self, instance_id: str) -> None:
+        with self.db.transaction() as session:
+            claims.release(session, instance_id)
+            row = session.get(models.Instance, instance_id)
+            if row is None:
+                return
+            now = utcnow()
+            row.deleted, row.deleted_at, row.terminated_at = True, now, now
+            row.vm_state, row.task_state, row.power_state = "deleted", None, NOSTATE
+            row.network_info = []
+            session.execute(sa.delete(models.ServerGroupMember).where(
+                models.ServerGroupMember.instance_id == instance_id))
+
+
+def admin_password() -> str:
+    return secrets.token_urlsafe(9)

@@ -1,0 +1,1 @@
+"""Hypervisor drivers: `base.Driver` is the interface, `fake` keeps instances in memory."""

@@ -1,0 +1,75 @@
+"""What runs beside the compute API in one process: the conductor, the scheduler, and this node's
+compute agent(s) — with the fake driver, `fake_hosts` simulated hosts."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import dataclass, field
+
+from stratus.compute.agent import ComputeAgent
+from stratus.compute.conductor import Conductor
+from stratus.compute.drivers.fake import FakeDriver
+from stratus.compute.scheduler import Scheduler
+from stratus.compute.service import ComputeService
+from stratus.core.bus import Bus, RpcServer
+from stratus.image.client import ImageClient
+
+
+@dataclass
+class Runtime:
+    servers: list[RpcServer] = field(default_factory=list)
+    agents: list[ComputeAgent] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for agent in self.agents:
+            agent.stop()
+        for server in self.servers:
+            server.stop()
+
+
+def node_name(service: ComputeService) -> str:
+    return service.settings.host or socket.gethostname()
+
+
+def fake_host_names(service: ComputeService) -> list[str]:
+    base, count = node_name(service), service.settings.fake_hosts
+    return [base] if count == 1 else [f"{base}-{index}" for index in range(1, count + 1)]
+
+
+def start_control(service: ComputeService, bus: Bus, runtime: Runtime) -> None:
+    """The conductor and the scheduler, each reporting its own service heartbeat."""
+    conductor = Conductor(service, bus)
+    runtime.servers.append(conductor.serve())
+    runtime.servers.append(Scheduler(service.db, service.settings).serve(bus))
+    host = node_name(service)
+
+    def beat() -> None:
+        while True:
+            for binary in ("nova-conductor", "nova-scheduler"):
+                conductor.report_state(host=host, binary=binary)
+            if runtime.stopping.wait(service.settings.report_interval):
+                return
+
+    threading.Thread(target=beat, name="compute control heartbeat", daemon=True).start()
+
+
+def start_fake_agents(service: ComputeService, bus: Bus, runtime: Runtime, image: ImageClient | None) -> None:
+    s = service.settings
+    for host in fake_host_names(service):
+        driver = FakeDriver(host, vcpus=s.fake_vcpus, memory_mb=s.fake_memory_mb, local_gb=s.fake_disk_gb,
+                            fail_spawn=host in s.fake_fail_hosts)
+        agent = ComputeAgent(bus, host, driver, image=image, report_interval=s.report_interval)
+        agent.start()
+        runtime.agents.append(agent)
+
+
+def start_runtime(service: ComputeService, bus: Bus, *, agents: bool = True) -> Runtime:
+    """Everything `stratus up` runs for compute besides the API."""
+    runtime = Runtime()
+    start_control(service, bus, runtime)
+    if agents:
+        start_fake_agents(service, bus, runtime, service.image)
+    return runtime
