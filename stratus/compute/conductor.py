@@ -9,7 +9,6 @@ the instance's vm_state/task_state as the Compute API documents them.
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any
 
 import sqlalchemy as sa
@@ -124,13 +123,7 @@ class Conductor(LifecycleMixin):
             row.task_state = "networking"
         network = self.service.network
         ports: list[dict[str, Any]] = []
-        if network is not None and requests:
-            try:
-                ports = networking.allocate(network, instance_id, project_id, zone, requests, group_ids)
-            except StratusError as exc:
-                self._fail_build(instance_id, f"Build of instance {instance_id} aborted: {exc.message}", [], [])
-                return
-            self._save_network_info(instance_id, networking.network_info(network, ports))
+        info: list[dict[str, Any]] = []
         tried: list[str] = []
         last_error = "No valid host was found. "
         for _attempt in range(self.settings.max_attempts):
@@ -141,27 +134,36 @@ class Conductor(LifecycleMixin):
                 last_error = exc.message
                 break
             tried.append(host)
-            if not self._place(instance_id, host):  # deleted meanwhile: give back what it took
-                self._release(instance_id, tried)
-                if network is not None:
-                    networking.deallocate(network, ports)
+            if not self._place(instance_id, host):
+                self._abandon(instance_id, request_id)
                 return
+            if network is not None and requests and not ports:
+                try:  # the ports are made bound to the first host
+                    ports = networking.allocate(network, instance_id, project_id, zone, requests, group_ids, host)
+                except StratusError as exc:
+                    self._fail_build(instance_id, f"Build of instance {instance_id} aborted: Failed to allocate "
+                                     f"the network(s): {exc.message}", [])
+                    return
             try:
                 if network is not None and ports:
-                    ports = networking.bind(network, ports, host)
-                    info = networking.network_info(network, ports)
+                    if ports[0].get("binding:host_id") != host:
+                        ports = networking.bind(network, ports, host)
+                    info = networking.network_info(network, ports, floating_ips=False)
                     self._save_network_info(instance_id, info)
                 with self.db.transaction() as session:
                     row = session.get(models.Instance, instance_id)
-                    if row is None or row.deleted:
-                        continue
-                    row.task_state = "spawning"
-                    doc = instance_doc(row)
-                    image_meta = {k.removeprefix("image_"): v for k, v in (row.system_metadata or {}).items()}
+                    if row is None or row.deleted or row.task_state == "deleting":
+                        doc = None
+                    else:
+                        row.task_state = "spawning"
+                        doc = instance_doc(row)
+                        image_meta = {k.removeprefix("image_"): v for k, v in (row.system_metadata or {}).items()}
+                if doc is None:
+                    self._abandon(instance_id, request_id)
+                    return
                 with instance_actions.event(self.db, instance_id, request_id, BUILD_EVENT, host):
                     power = self.agent(host, "spawn", instance=doc, image_meta=image_meta,
-                                       network_info=networking.ports_of(info) if ports else [],
-                                       admin_password=admin_password)
+                                       network_info=networking.ports_of(info), admin_password=admin_password)
             except (RemoteError, BusTimeout, StratusError) as exc:
                 last_error = f"Build of instance {instance_id} on host {host} failed: {exc}"
                 log.warning("%s", last_error)
@@ -178,8 +180,17 @@ class Conductor(LifecycleMixin):
                 if row is not None and not row.deleted and row.task_state != "deleting":
                     row.vm_state, row.task_state, row.power_state = "active", None, int(power or RUNNING)
                     row.launched_at = utcnow()
+                    return
+            self._abandon(instance_id, request_id)
             return
-        self._fail_build(instance_id, last_error, ports, tried)
+        if len(tried) == self.settings.max_attempts:
+            last_error = f"Exceeded maximum number of retries. {last_error}"
+        self._fail_build(instance_id, last_error, ports)
+
+    def _abandon(self, instance_id: str, request_id: str) -> None:
+        """The instance was deleted while it was being built: the delete may have run before the
+        VM or its ports existed, so whatever the build made goes now."""
+        self.delete_instance(instance_id, request_id, force=True)
 
     def _place(self, instance_id: str, host: str) -> bool:
         with self.db.transaction() as session:
@@ -191,7 +202,7 @@ class Conductor(LifecycleMixin):
                 row.availability_zone = zones.zone_of(session, host, self.settings.default_availability_zone)
             return True
 
-    def _fail_build(self, instance_id: str, message: str, ports: list[dict[str, Any]], hosts: list[str]) -> None:
+    def _fail_build(self, instance_id: str, message: str, ports: list[dict[str, Any]]) -> None:
         """ERROR with a fault; ports, claims and (host = NULL) quota are given back."""
         network = self.service.network
         if network is not None and ports:
@@ -204,13 +215,7 @@ class Conductor(LifecycleMixin):
             row.vm_state, row.task_state, row.power_state = "error", None, NOSTATE
             row.host = row.node = None
             row.network_info = []
-            fault(session, instance_id, message if message.startswith("No valid host") or "aborted" in message
-                  else f"Exceeded maximum number of retries. {message}")
-
-    def _release(self, instance_id: str, hosts: list[str]) -> None:
-        with self.db.transaction() as session:
-            for host in hosts:
-                claims.release(session, instance_id, host)
+            fault(session, instance_id, message)
 
     def _set(self, instance_id: str, **changes: Any) -> None:
         with self.db.transaction() as session:
@@ -224,11 +229,12 @@ class Conductor(LifecycleMixin):
 
     # --- delete -------------------------------------------------------------------------------
 
-    def delete_instance(self, instance_id: str, request_id: str) -> None:
-        """Destroy on the host (if any), free ports and claims, and mark the row deleted."""
+    def delete_instance(self, instance_id: str, request_id: str, force: bool = False) -> None:
+        """Destroy on the host (if any), free ports and claims, and mark the row deleted (`force`:
+        also when it is marked deleted already)."""
         with self.db.transaction() as session:
             row = session.get(models.Instance, instance_id)
-            if row is None or row.deleted:
+            if row is None or (row.deleted and not force):
                 return
             host, doc, info = row.host, instance_doc(row), list(row.network_info or [])
         if host:
@@ -263,7 +269,3 @@ class Conductor(LifecycleMixin):
             row.network_info = []
             session.execute(sa.delete(models.ServerGroupMember).where(
                 models.ServerGroupMember.instance_id == instance_id))
-
-
-def admin_password() -> str:
-    return secrets.token_urlsafe(9)

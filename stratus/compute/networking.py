@@ -77,18 +77,19 @@ def security_group_ids(client: NetworkClient, project_id: str, names: list[str])
 
 
 def allocate(client: NetworkClient, instance_id: str, project_id: str, zone: str, requests: list[dict[str, Any]],
-             group_ids: list[str]) -> list[dict[str, Any]]:
-    """Make (or take over) the instance's ports, unbound yet; on a failure, undo what was made."""
+             group_ids: list[str], host: str) -> list[dict[str, Any]]:
+    """Make (or take over) the instance's ports, bound to `host`; on a failure, undo what was made."""
     made: list[dict[str, Any]] = []
     try:
         for request in requests:
             if request.get("port"):
-                port = client.update_port(request["port"], {"device_id": instance_id,
+                port = client.update_port(request["port"], {"device_id": instance_id, "binding:host_id": host,
                                                             "device_owner": COMPUTE_OWNER + zone})
                 port["_preexisting"] = True
             else:
                 body: dict[str, Any] = {"network_id": request["uuid"], "project_id": project_id,
-                                        "device_id": instance_id, "device_owner": COMPUTE_OWNER + zone}
+                                        "device_id": instance_id, "device_owner": COMPUTE_OWNER + zone,
+                                        "binding:host_id": host}
                 if request.get("fixed_ip"):
                     body["fixed_ips"] = [{"ip_address": request["fixed_ip"]}]
                 if group_ids:
@@ -120,15 +121,17 @@ def deallocate(client: NetworkClient, ports: list[dict[str, Any]]) -> None:
             pass
 
 
-def network_info(client: NetworkClient, ports: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The instance's network info cache: per port its network's name, MAC, addresses and the
-    floating IPs that point at it."""
+def network_info(client: NetworkClient, ports: list[dict[str, Any]], *,
+                 floating_ips: bool = True) -> list[dict[str, Any]]:
+    """The instance's network info cache: per port its network's name, MAC, addresses and (unless
+    the ports are new, so have none) the floating IPs that point at it."""
     if not ports:
         return []
     names = {n["id"]: n["name"] for n in client.list_networks(id=sorted({p["network_id"] for p in ports}))}
     floating: dict[str, list[str]] = {}
-    for fip in client.list_floatingips(port_id=[p["id"] for p in ports]):
-        floating.setdefault(fip["port_id"], []).append(fip["floating_ip_address"])
+    if floating_ips:
+        for fip in client.list_floatingips(port_id=[p["id"] for p in ports]):
+            floating.setdefault(fip["port_id"], []).append(fip["floating_ip_address"])
     return [{"port_id": port["id"], "network_id": port["network_id"],
              "label": names.get(port["network_id"], port["network_id"]), "mac_address": port["mac_address"],
              "fixed_ips": [{"ip_address": ip["ip_address"], "subnet_id": ip["subnet_id"]}
