@@ -236,7 +236,9 @@ class Upload:
         self.pool, self.node, self.path, self.headers, self.length = pool, node, path, headers, length
         self.conn: Connection | None = None
         self.failed = False
-        self.final: BackendResponse | None = None  # a node that answered before the body
+        # A node that answered before the body (507: its device is full or unmounted).
+        self.final_status: int | None = None
+        self.final_headers: dict[str, str] = {}
 
     async def start(self) -> bool:
         """Ready for the body (100 Continue)? A node that answers otherwise keeps that answer."""
@@ -256,8 +258,10 @@ class Upload:
                 return False
             if status == 100:
                 return True
-            self.final = BackendResponse(self.pool, self.conn, status, headers, "PUT", self.pool.node_timeout)
-            self.final.close()
+            # The node answered without reading the body it was promised: the connection cannot be
+            # reused (the node would take the next request for that body).
+            self.conn.close()
+            self.final_status, self.final_headers = status, headers
             self.failed = True
             return False
         return False

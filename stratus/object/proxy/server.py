@@ -97,7 +97,7 @@ class Proxy:
 
     async def _versioned(self, req: SwiftRequest) -> bool:
         assert req.container is not None
-        if req.container.startswith(container.VERSIONS_PREFIX):
+        if req.container.startswith(container.VERSIONS_PREFIX) or "x-backend-skip-versioning" in req.headers:
             return False
         info = await self.cluster.container_info(req.account, req.container)
         return info["status"] // 100 == 2 and versioning.enabled(info["headers"])

@@ -19,6 +19,8 @@ from stratus.object.proxy.request import SwiftError, SwiftRequest, SwiftResponse
 if TYPE_CHECKING:
     from stratus.object.proxy.server import Proxy
 
+# Set on the proxy's own requests on the current object: they must not be versioned again.
+SKIP = {"x-backend-skip-versioning": "1"}
 DELETE_MARKER = "application/x-deleted;swift_versions_deleted=1"
 _INVERTED = re.compile(r"\d{10}\.\d{5}")
 _CEILING = 9999999999.99999
@@ -97,7 +99,7 @@ async def delete(proxy: Proxy, req: SwiftRequest) -> SwiftResponse:
                                                     "x-object-sysmeta-version-id": version_id})
         result = await proxy.handle(marker.derive(body=bytes_body(b"")))
         await result.close()
-        current = await proxy.handle(req.derive(method="DELETE", query={}, internal=True))
+        current = await proxy.handle(req.derive(method="DELETE", query={}, internal=True, headers=SKIP))
         await current.close()
         return SwiftResponse(204, {"content-length": "0", "x-object-version-id": version_id})
     try:
@@ -114,12 +116,13 @@ async def delete(proxy: Proxy, req: SwiftRequest) -> SwiftResponse:
     if was_latest:
         remaining = before[1:]
         if not remaining or remaining[0]["content_type"] == DELETE_MARKER:
-            current = await proxy.handle(req.derive(method="DELETE", query={}, internal=True))
+            current = await proxy.handle(req.derive(method="DELETE", query={}, internal=True, headers=SKIP))
             await current.close()
         else:
             newest = remaining[0]
             restore = req.derive(method="PUT", query={}, internal=True,
-                                 headers={"x-copy-from": f"{archive}/{newest['name']}", "content-length": "0",
+                                 headers={**SKIP, "x-copy-from": f"{archive}/{newest['name']}",
+                                          "content-length": "0",
                                           "x-object-sysmeta-version-id": newest["version_id"]})
             restored = await proxy.handle(restore)
             await restored.close()
