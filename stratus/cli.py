@@ -25,7 +25,10 @@ from stratus.identity.service import IdentityService
 from stratus.image.service import ImageService
 from stratus.network.service import NetworkService
 
-ROLES = ("api",)
+# What `stratus serve ROLE...` can run; `stratus up` runs them all. "api" serves the public APIs,
+# "conductor" the network and compute conductors and the compute scheduler, "compute" this node's
+# compute agent(s), "network-agent" this node's network agent.
+ROLES = ("api", "conductor", "compute", "network-agent")
 
 
 def _load(config_path: str | None, state_dir: str | None) -> Config:
@@ -104,36 +107,57 @@ def _identity_client(cfg: Config, service: str, bus: Bus) -> IdentityClient:
     return client
 
 
-def _listeners(cfg: Config, identity: IdentityService | None, bus: Bus) -> list[Listener]:
+def _listeners(cfg: Config, identity: IdentityService | None, bus: Bus,
+               roles: tuple[str, ...] = ROLES) -> list[Listener]:
     from stratus.identity.api import create_identity_app
     from stratus.image.api import create_image_app
     from stratus.network.api import create_network_app
 
     listeners = []
-    if identity is not None:
+    if identity is not None and "api" in roles:
         identity.revocations.listeners.append(
             lambda event: bus.notify(REVOCATION_EVENT, {"audit_id": event.audit_id, "user_id": event.user_id}))
         listeners.append(Listener("identity", create_identity_app(identity), cfg.identity.port))
     image = ImageService(cfg)
     image.setup()
-    listeners.append(Listener("image", create_image_app(image, _identity_client(cfg, "image", bus)),
-                              cfg.image.port))
     network = NetworkService(cfg, bus=bus)
     network.setup()
-    listeners.append(Listener("network", create_network_app(network, _identity_client(cfg, "network", bus)),
-                              cfg.network.port))
-    _start_network_agent(cfg, network, bus)
-    listeners.append(_compute(cfg, bus))
+    compute = _compute_service(cfg, bus)
+    if "api" in roles:
+        listeners.append(Listener("image", create_image_app(image, _identity_client(cfg, "image", bus)),
+                                  cfg.image.port))
+        listeners.append(Listener("network", create_network_app(network, _identity_client(cfg, "network", bus)),
+                                  cfg.network.port))
+        listeners.append(_compute_api(cfg, compute, bus))
+    if "conductor" in roles:
+        _start_network_conductor(network, bus)
+        _start_compute_control(compute, bus)
+    if "network-agent" in roles:
+        _start_network_agent(cfg, bus)
+    if "compute" in roles:
+        _start_compute_agents(compute, bus)
     return listeners
 
 
-def _compute(cfg: Config, bus: Bus) -> Listener:
-    """The compute API, and beside it the conductor, the scheduler and this node's agents (which
-    stop at exit); the API reaches the network and image services through their clients."""
-    from stratus.compute import flavors
-    from stratus.compute.api import create_compute_app
-    from stratus.compute.runtime import start_runtime
-    from stratus.compute.service import ComputeService
+def _start_network_conductor(network: NetworkService, bus: Bus) -> None:
+    """The network agents' way to the database (it stops with the bus)."""
+    from stratus.network.conductor import Conductor
+
+    Conductor(network.db).serve(bus)
+
+
+def _start_network_agent(cfg: Config, bus: Bus) -> None:
+    """This host's network agent; it stops at exit."""
+    from stratus.network import agent
+
+    node_agent = agent.from_config(bus, cfg.network)
+    node_agent.start()
+    atexit.register(node_agent.stop, 5.0)
+
+
+def _compute_service(cfg: Config, bus: Bus) -> ComputeService:
+    """The compute service with its ways to the network and image APIs (over HTTP, with the
+    compute service user's token)."""
     from stratus.core.service_client import ServiceAuth
     from stratus.image.client import ImageClient
     from stratus.network.client import NetworkClient
@@ -143,23 +167,34 @@ def _compute(cfg: Config, bus: Bus) -> Listener:
     compute = ComputeService(cfg, bus=bus, network=NetworkClient(f"http://127.0.0.1:{cfg.network.port}", auth),
                              image=ImageClient(f"http://127.0.0.1:{cfg.image.port}", auth))
     compute.setup()
+    return compute
+
+
+def _compute_api(cfg: Config, compute: ComputeService, bus: Bus) -> Listener:
+    from stratus.compute import flavors
+    from stratus.compute.api import create_compute_app
+
     with compute.db.transaction() as session:
         flavors.seed_default_flavors(session)
-    runtime = start_runtime(compute, bus)
-    atexit.register(runtime.stop)
     return Listener("compute", create_compute_app(compute, _identity_client(cfg, "compute", bus)), cfg.compute.port)
 
 
-def _start_network_agent(cfg: Config, network: NetworkService, bus: Bus) -> None:
-    """The network conductor (the agents' way to the database) and this host's network agent;
-    the agent stops at exit, the conductor with the bus."""
-    from stratus.network import agent
-    from stratus.network.conductor import Conductor
+def _start_compute_control(compute: ComputeService, bus: Bus) -> None:
+    """The compute conductor and scheduler; they stop at exit."""
+    from stratus.compute.runtime import Runtime, start_control
 
-    Conductor(network.db).serve(bus)
-    node_agent = agent.from_config(bus, cfg.network)
-    node_agent.start()
-    atexit.register(node_agent.stop, 5.0)
+    runtime = Runtime()
+    start_control(compute, bus, runtime)
+    atexit.register(runtime.stop)
+
+
+def _start_compute_agents(compute: ComputeService, bus: Bus) -> None:
+    """This node's compute agent(s) (with the fake driver, `fake_hosts` of them); they stop at exit."""
+    from stratus.compute.runtime import Runtime, start_fake_agents
+
+    runtime = Runtime()
+    start_fake_agents(compute, bus, runtime, compute.image)
+    atexit.register(runtime.stop)
 
 
 async def _announce_when_answering(cfg: Config, listeners: list[Listener]) -> None:
@@ -221,7 +256,7 @@ def serve(config_path: str | None, state_dir: str | None, roles: tuple[str, ...]
     identity.setup()
     bus = Bus(cfg.bus.url)
     try:
-        _run(cfg, _listeners(cfg, identity, bus))
+        _run(cfg, _listeners(cfg, identity, bus, roles))
     finally:
         bus.close()
 

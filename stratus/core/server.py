@@ -38,8 +38,10 @@ async def serve_all(listeners: list[Listener], host: str, *, log_level: str = "i
         for item in listeners
     ]
     loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
 
     def stop() -> None:
+        stopped.set()
         for server in servers:
             server.should_exit = True
 
@@ -54,6 +56,8 @@ async def serve_all(listeners: list[Listener], host: str, *, log_level: str = "i
     else:
         if on_ready is not None:
             await on_ready()
+    if not servers:  # roles without a listener (agents) run until told to stop
+        await stopped.wait()
     await asyncio.gather(*tasks, return_exceptions=True)
     for task in tasks:
         if task.exception() is not None:
