@@ -21,7 +21,7 @@ from stratus.core import errors
 from stratus.core.context import RequestContext
 from stratus.core.db import utcnow
 from stratus.identity import assignments, passwords
-from stratus.identity.catalog import CatalogCache
+from stratus.identity.catalog import CatalogCache, for_project
 from stratus.identity.models import ApplicationCredential, Domain, Project, User
 from stratus.identity.service import IdentityService
 from stratus.identity.tokens import TokenPayload, new_audit_id
@@ -344,7 +344,7 @@ class Authenticator:
                                               "restricted": not cred.unrestricted}
         without = json.dumps({"token": body}).encode()
         if p.scope != "unscoped":
-            body["catalog"] = self.catalog.get(session, generation)
+            body["catalog"] = for_project(self.catalog.get(session, generation), p.project_id)
         return {True: json.dumps({"token": body}).encode(), False: without}
 
     def _revoked(self, payload: TokenPayload) -> bool:

@@ -22,6 +22,30 @@ def build_catalog(session: Session) -> list[dict[str, Any]]:
             for s in services]
 
 
+# URL templates Keystone fills in with the token's project (object storage lists `AUTH_%(project_id)s`).
+_PROJECT_TEMPLATES = ("%(project_id)s", "$(project_id)s", "%(tenant_id)s", "$(tenant_id)s")
+
+
+def for_project(catalog: list[dict[str, Any]], project_id: str | None) -> list[dict[str, Any]]:
+    """The catalog with project templates filled in; without a project, endpoints that need one
+    are left out (as Keystone does)."""
+    if not any(t in ep["url"] for entry in catalog for ep in entry["endpoints"] for t in _PROJECT_TEMPLATES):
+        return catalog
+    out = []
+    for entry in catalog:
+        endpoints = []
+        for ep in entry["endpoints"]:
+            url = ep["url"]
+            if any(t in url for t in _PROJECT_TEMPLATES):
+                if not project_id:
+                    continue
+                for template in _PROJECT_TEMPLATES:
+                    url = url.replace(template, project_id)
+            endpoints.append({**ep, "url": url})
+        out.append({**entry, "endpoints": endpoints})
+    return out
+
+
 class CatalogCache:
     def __init__(self) -> None:
         self._generation = -1

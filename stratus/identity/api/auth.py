@@ -13,6 +13,7 @@ from stratus.core import errors
 from stratus.core.context import RequestContext
 from stratus.identity import assignments
 from stratus.identity.api.deps import authenticator, caller, collection_links, enforce, link, service
+from stratus.identity.catalog import for_project
 from stratus.identity.models import Assignment, Domain, Project
 
 router = APIRouter(tags=["auth"])
@@ -68,7 +69,7 @@ def auth_catalog(request: Request, ctx: RequestContext = Depends(caller)) -> dic
     svc = service(request)
     generation = svc.generation  # before the snapshot; see Authenticator._render
     with svc.read() as session:
-        catalog = authenticator(request).catalog.get(session, generation)
+        catalog = for_project(authenticator(request).catalog.get(session, generation), ctx.project_id)
     return {"catalog": catalog, "links": collection_links(request)}
 
 

@@ -348,3 +348,18 @@ def test_catalog_calls_need_a_token(identity: IdentityHarness) -> None:
     for path in ("/v3/regions", "/v3/services", "/v3/endpoints"):
         _error(identity.client.get(path), 401)
     _error(identity.client.post("/v3/services", json={"service": {"type": "compute"}}), 401)
+
+
+def test_project_templates_in_endpoint_urls_are_filled_from_the_token(identity: IdentityHarness) -> None:
+    service = _service(identity, type="object-store", name="swift")
+    _endpoint(identity, service["id"], url="http://10.0.0.1:8080/v1/AUTH_%(project_id)s")
+    member = make_member(identity, "templated")
+    body = identity.client.get("/v3/auth/tokens", headers={
+        "X-Auth-Token": identity.admin_token, "X-Subject-Token": member["token"]}).json()["token"]
+    urls = [ep["url"] for entry in body["catalog"] if entry["type"] == "object-store" for ep in entry["endpoints"]]
+    assert urls == [f"http://10.0.0.1:8080/v1/AUTH_{member['project_id']}"]
+    listed = identity.client.get("/v3/auth/catalog", headers={"X-Auth-Token": member["token"]}).json()["catalog"]
+    assert any(ep["url"].endswith(member["project_id"]) for entry in listed for ep in entry["endpoints"])
+    # the stored endpoint keeps its template
+    stored = identity.client.get("/v3/endpoints", headers=identity.as_admin()).json()["endpoints"]
+    assert any(ep["url"].endswith("AUTH_%(project_id)s") for ep in stored)
