@@ -2,7 +2,7 @@
 
 Keystone: a role among the operator roles (admin, member by default) makes the caller an owner of
 its project's account; the reseller admin role owns every account. TempAuth (`/auth/v1.0`) reads
-users from the configuration as `account:user:key[:group,group...]`; the `.admin` group owns the
+users from the configuration as `account:user:key[:group group...]`; the `.admin` group owns the
 account, `.reseller_admin` every account. TempAuth tokens are HMAC-signed, so any proxy process
 with the same secret accepts them and nothing is stored.
 """
@@ -31,7 +31,7 @@ class AuthSettings:
     reseller_prefix: str = "AUTH_"
     operator_roles: tuple[str, ...] = ("admin", "member")
     reseller_admin_role: str = "ResellerAdmin"
-    # "account:user:key[:group,group]" entries.
+    # "account:user:key[:group group]" entries (groups separated by spaces, as Swift's tempauth has them).
     tempauth_users: list[str] = field(default_factory=list)
     tempauth_secret: str = ""
     token_life: int = 86400
@@ -51,7 +51,7 @@ def parse_tempauth_users(entries: list[str]) -> dict[str, TempAuthUser]:
         parts = entry.split(":")
         if len(parts) < 3 or not all(parts[:3]):
             raise ValueError(f"tempauth user {entry!r} is not account:user:key[:groups]")
-        groups = [g for g in (parts[3].split(",") if len(parts) > 3 else []) if g]
+        groups = parts[3].split() if len(parts) > 3 else []
         users[f"{parts[0]}:{parts[1]}"] = TempAuthUser(parts[0], parts[1], parts[2], groups)
     return users
 
