@@ -158,3 +158,14 @@ def test_container_and_account_quotas(proxy: ProxyHarness) -> None:
         assert http.put(f"{base}/c", content=b"1").status_code == 413
         # only a reseller admin sets account quotas
         assert http.post(proxy.account_url(alpha), headers={"X-Account-Meta-Quota-Bytes": "1"}).status_code == 403
+
+
+def test_versions_containers_stay_out_of_the_account_listing(proxy: ProxyHarness) -> None:
+    alpha = proxy.users["alpha"]
+    name = unique("hidden")
+    with proxy.client(alpha) as http:
+        assert http.put(f"{proxy.account_url(alpha)}/{name}", headers={"X-Versions-Enabled": "true"}
+                        ).status_code == 201
+        listed = http.get(proxy.account_url(alpha)).text.split()
+        assert name in listed and f".versions-{name}" not in listed
+        assert http.put(f"{proxy.account_url(alpha)}/.versions-mine").status_code == 400

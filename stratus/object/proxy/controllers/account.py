@@ -20,6 +20,8 @@ from stratus.object.proxy.request import (
 if TYPE_CHECKING:
     from stratus.object.proxy.server import Proxy
 
+# Where versioned containers keep their older versions (see versioning.py).
+VERSIONS_PREFIX = ".versions-"
 QUOTA_HEADERS = ("x-account-meta-quota-bytes", "x-account-meta-quota-count")
 
 
@@ -102,7 +104,9 @@ async def _read(proxy: Proxy, req: SwiftRequest) -> SwiftResponse:
     else:
         raw = await backend.read()
         headers = client_headers(backend.headers)
-        items = json.loads(raw) if raw.strip() else []
+        # The reserved containers that keep object versions are the proxy's, not the user's.
+        items = [i for i in (json.loads(raw) if raw.strip() else [])
+                 if not i.get("name", "").startswith(VERSIONS_PREFIX)]
     body, content_type = listing.render("account", req.account, items, fmt)
     headers.update({"content-type": content_type, "content-length": str(len(body))})
     if not items and fmt == "plain":

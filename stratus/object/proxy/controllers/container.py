@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING
 
 from stratus.object.proxy import acl, listing
-from stratus.object.proxy.controllers.account import ensure_account
+from stratus.object.proxy.controllers.account import VERSIONS_PREFIX, ensure_account
 from stratus.object.proxy.controllers.base import client_headers, removals
 from stratus.object.proxy.request import (
     CONTAINER_LISTING_LIMIT,
@@ -30,7 +30,6 @@ VERSIONS_FLAG = "x-container-sysmeta-versions-enabled"
 _SYSMETA_HEADERS = {"x-container-read": acl.READ_ACL, "x-container-write": acl.WRITE_ACL,
                     "x-versions-enabled": VERSIONS_FLAG}
 QUOTA_HEADERS = ("x-container-meta-quota-bytes", "x-container-meta-quota-count")
-VERSIONS_PREFIX = ".versions-"
 
 
 def versions_container(container: str) -> str:
