@@ -44,6 +44,8 @@ class FakeNode:
     containers: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     puts: int = 0
+    # When set, object GETs send this many body bytes and then drop the connection.
+    truncate_gets: int | None = None
     server: uvicorn.Server | None = None
     thread: threading.Thread | None = None
 
@@ -150,6 +152,11 @@ class FakeNode:
             return
         out = {**current.meta, "x-backend-timestamp": str(current.timestamp),
                "content-length": str(len(current.data))}
+        if method == "GET" and self.truncate_gets is not None:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(k.encode(), v.encode()) for k, v in out.items()]})
+            await send({"type": "http.response.body", "body": current.data[:self.truncate_gets], "more_body": True})
+            raise ConnectionAbortedError("fake node: dropping the connection mid-body")
         await _reply(send, 200, out, current.data if method == "GET" else b"", head=method == "HEAD")
 
     def _update_parent(self, headers: dict[str, str], key: tuple[str, ...], stored: Stored) -> None:

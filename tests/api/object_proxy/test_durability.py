@@ -3,6 +3,7 @@ the newest copy on request, full devices, and clients that leave mid-upload."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -110,3 +111,21 @@ def test_client_leaving_mid_upload_leaves_nothing(proxy: ProxyHarness) -> None:
         assert http.head(f"{base}/half").status_code == 404
         assert http.get(base).status_code == 204
     assert proxy.object_copies(alpha.account, name, "half") == []
+
+
+def test_a_node_failing_mid_body_is_replaced_by_another_replica(proxy: ProxyHarness) -> None:
+    alpha = proxy.users["alpha"]
+    name = unique("resume")
+    base = f"{proxy.account_url(alpha)}/{name}"
+    data = os.urandom(3_000_000)
+    with proxy.client(alpha) as http:
+        http.put(base)
+        assert http.put(f"{base}/o", content=data).status_code == 201
+        _, primaries = proxy.ring.get_nodes(alpha.account, name, "o")
+        first = next(n for n in proxy.nodes if n.port == primaries[0]["port"])
+        first.truncate_gets = 1_000_000
+        try:
+            got = http.get(f"{base}/o")
+        finally:
+            first.truncate_gets = None
+    assert got.status_code == 200 and got.content == data

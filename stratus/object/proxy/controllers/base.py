@@ -197,7 +197,7 @@ class Cluster:
     # -- reads -----------------------------------------------------------------------------------
     async def read(self, kind: str, method: str, names: tuple[str, str | None, str | None],
                    headers: dict[str, str] | None = None, query: dict[str, str] | None = None,
-                   newest: bool = False) -> BackendResponse | None:
+                   newest: bool = False, exclude: list[tuple[str, int]] | None = None) -> BackendResponse | None:
         """GET/HEAD from the first replica that has it, falling back to the others (then handoffs).
 
         A 404 tombstone newer than the copy found wins. With `newest`, every primary is asked and the
@@ -205,7 +205,8 @@ class Cluster:
         """
         account, container, obj = names
         part, primaries, handoffs = self.nodes(kind, account, container, obj)
-        candidates = primaries + list(islice(handoffs, len(primaries)))
+        candidates = [n for n in primaries + list(islice(handoffs, len(primaries)))
+                      if (n["ip"], int(n["port"])) not in (exclude or [])]
         headers = headers or {}
         if newest:
             return await self._read_newest(candidates[:len(primaries)], part, method, names, headers, query)

@@ -5,6 +5,7 @@ X-Delete-At/After, and the quota checks a write must pass."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import mimetypes
 import time
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from stratus.object.proxy import ranges
-from stratus.object.proxy.backend import BackendResponse
+from stratus.object.proxy.backend import BackendError, BackendResponse
 from stratus.object.proxy.controllers.base import client_headers
 from stratus.object.proxy.request import (
     MAX_FILE_SIZE,
@@ -28,6 +29,8 @@ from stratus.object.proxy.request import (
 
 if TYPE_CHECKING:
     from stratus.object.proxy.server import Proxy
+
+log = logging.getLogger("stratus.object.proxy")
 
 # Object headers the proxy keeps as sysmeta (the nodes store sysmeta; these are the proxy's business).
 STORED_AS_SYSMETA = {"content-disposition": "x-object-sysmeta-content-disposition",
@@ -268,12 +271,47 @@ async def get_plain(proxy: Proxy, req: SwiftRequest, backend: BackendResponse) -
         backend.close()
         headers["content-length"] = str(size)
         return SwiftResponse(200, headers)
-    response = await respond(req, headers, size, backend.iter_body(), part)
+    response = await respond(req, headers, size, resuming_body(proxy, req, backend), part)
     if response.status == 206:
         backend.close()
     else:
         response.on_close = backend.close
     return response
+
+
+async def resuming_body(proxy: Proxy, req: SwiftRequest, backend: BackendResponse) -> AsyncIterator[bytes]:
+    """The object's bytes; when a node fails mid-body, the rest comes from another replica
+    (a Range request for what is missing, accepted only with the same ETag)."""
+    etag = backend.headers.get("etag", "")
+    sent, current, failed = 0, backend, []
+    for _ in range(3):
+        try:
+            async for chunk in current.iter_body():
+                sent += len(chunk)
+                yield chunk
+            return
+        except BackendError as exc:
+            log.info("object GET: resuming %s after %d bytes: %s", req.path, sent, exc)
+            failed.append(current.conn.key)
+        following = await proxy.cluster.read("object", "GET", names(req), headers={"range": f"bytes={sent}-"},
+                                             exclude=failed)
+        if following is None or following.status not in (200, 206) or following.headers.get("etag") != etag:
+            if following is not None:
+                following.close()
+            break
+        current = following if following.status == 206 else _Skipping(following, sent)  # type: ignore[assignment]
+    raise SwiftError(503, "The object could not be read to its end")
+
+
+class _Skipping:
+    """A node's whole-object answer with the first `skip` bytes left out (for nodes ignoring Range)."""
+
+    def __init__(self, backend: BackendResponse, skip: int) -> None:
+        self.backend, self.skip, self.conn = backend, skip, backend.conn
+
+    async def iter_body(self) -> AsyncIterator[bytes]:
+        async for chunk in ranges.slice_stream(self.backend.iter_body(), self.skip, 1 << 62):
+            yield chunk
 
 
 async def post(proxy: Proxy, req: SwiftRequest) -> SwiftResponse:
