@@ -165,3 +165,23 @@ def test_payload_hash_mismatch_stores_nothing(proxy: ProxyHarness) -> None:
     assert response.status_code == 400 and b"XAmzContentSHA256Mismatch" in response.content
     with pytest.raises(botocore.exceptions.ClientError):
         s3.head_object(Bucket=bucket, Key="k")
+
+
+def test_list_objects_v1_markers_location_and_conditional_get(proxy: ProxyHarness) -> None:
+    s3 = _s3(proxy, proxy.users["alpha"])
+    bucket = unique("v1")
+    s3.create_bucket(Bucket=bucket)
+    for key in ("a", "b", "c", "d/e", "d/f"):
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    first = s3.list_objects(Bucket=bucket, MaxKeys=2)
+    assert [o["Key"] for o in first["Contents"]] == ["a", "b"] and first["IsTruncated"]
+    rest = s3.list_objects(Bucket=bucket, Marker="b", Delimiter="/")
+    assert [o["Key"] for o in rest["Contents"]] == ["c"] and rest["CommonPrefixes"] == [{"Prefix": "d/"}]
+    assert s3.get_bucket_location(Bucket=bucket)["LocationConstraint"] is None
+    etag = s3.head_object(Bucket=bucket, Key="a")["ETag"]
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="a", IfNoneMatch=etag)
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+    with pytest.raises(botocore.exceptions.ClientError) as failed:
+        s3.get_object(Bucket=bucket, Key="a", IfMatch='"0123"')
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
