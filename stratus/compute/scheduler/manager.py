@@ -1,0 +1,291 @@
+"""The scheduler: filters and weighs the hosts held in memory, then claims on the best one.
+
+A decision runs the configured filters (each skipped when the request has nothing for it), weighs
+the survivors, and reserves the best host's resources in memory at once (so decisions made at the
+same time spread), all under one lock. The claim then goes to the database (`claims.claim`, a
+guarded UPDATE); when it is refused because the view was stale, the next best host is tried, up to
+CLAIM_ATTEMPTS hosts. Before answering NoValidHost the view is read again in full once (new hosts,
+zones just set) and the decision made again.
+
+Members of a server group with a hard policy are scheduled one at a time per group: the group's row
+is locked (SELECT ... FOR UPDATE; on SQLite the database write lock) while its members' hosts are
+read, the host chosen and the claim made, in one transaction, so two members booted at once cannot
+both take the same host (anti-affinity) or two different ones (affinity).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from functools import partial
+from itertools import repeat
+from operator import add, mul
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from stratus.compute import claims, models
+from stratus.compute.rpc import SCHEDULER_TOPIC
+from stratus.compute.scheduler.filters import BaseHostFilter, filter_class
+from stratus.compute.scheduler.host_state import REFRESH_INTERVAL, HostState, HostStates
+from stratus.compute.scheduler.spec import (
+    HARD_POLICIES,
+    NO_VALID_HOST,
+    NoValidHost,
+    RequestSpec,
+    SchedulingContext,
+)
+from stratus.compute.scheduler.weighers import GROUP_WEIGHERS, BaseWeigher, weigher_class
+from stratus.core.bus import Bus, RpcServer
+from stratus.core.config import ComputeConfig
+from stratus.core.db import Database, utcnow
+
+log = logging.getLogger("stratus.compute.scheduler")
+
+# How many hosts, best first, one request may try to claim on before giving up.
+CLAIM_ATTEMPTS = 8
+_GROUP_LOCKS = 64
+_NEG_INF = float("-inf")
+
+
+def _ids(value: Any) -> set[str]:
+    if not value:
+        return set()
+    if isinstance(value, str):
+        return {value}
+    return {str(item) for item in value if item}
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+class Scheduler:
+    """Bus endpoint of topic `compute-scheduler` (see `serve`)."""
+
+    def __init__(self, db: Database, settings: ComputeConfig, clock: Callable[[], float] = time.time) -> None:
+        self.db, self.settings, self.clock = db, settings, clock
+        self.states = HostStates(db, settings, clock)
+        self.filters: list[BaseHostFilter] = [filter_class(name)(settings) for name in settings.scheduler_filters]
+        names = list(settings.scheduler_weighers)
+        names += [name for name in GROUP_WEIGHERS if name not in names]
+        self.weighers: list[BaseWeigher] = [weigher_class(name)(settings) for name in names]
+        self._group_locks = [threading.Lock() for _ in range(_GROUP_LOCKS)]
+
+    def serve(self, bus: Bus) -> RpcServer:
+        return bus.serve(SCHEDULER_TOPIC, self)
+
+    # -- the bus API ------------------------------------------------------------------------------
+
+    def select_destination(self, spec: RequestSpec | dict[str, Any]) -> str:
+        """Choose a host for the request and claim its resources there; its name. NoValidHost when
+        none fits (the message says which filter removed the last hosts, or that claims failed)."""
+        if isinstance(spec, dict):
+            spec = RequestSpec.from_dict(spec)
+        self.states.refresh()
+        try:
+            return self._select(spec)
+        except NoValidHost as exc:
+            if self.clock() - self.states.loaded_at < REFRESH_INTERVAL:
+                raise
+            log.debug("no host for %s (%s); reading every host again", spec.instance_id, exc.message)
+        self.states.refresh(full=True)
+        return self._select(spec)
+
+    def decide(self, spec: RequestSpec) -> str:
+        """The host the filters and weighers pick now, from memory only: no database access, no
+        claim, and `spec.context` as the caller filled it (the clock aside). For measurements."""
+        spec.context.now = self.clock()
+        with self.states.lock:
+            return next(self._ranked(spec)).host
+
+    # -- one decision -----------------------------------------------------------------------------
+
+    def _select(self, spec: RequestSpec) -> str:
+        spec.context = SchedulingContext(now=self.clock())
+        group_id = str((spec.group or {}).get("id") or "")
+        if group_id and spec.policy in HARD_POLICIES:
+            return self._select_in_group(spec, group_id)
+        if spec.group or spec.hints.get("same_host") or spec.hints.get("different_host"):
+            with self.db.transaction() as session:
+                self._load_context(session, spec)
+        state, at = self._place(spec, None)
+        self.states.claimed(state, spec.vcpus, spec.memory_mb, spec.disk_gb, at)
+        return state.host
+
+    def _select_in_group(self, spec: RequestSpec, group_id: str) -> str:
+        with self._group_locks[hash(group_id) % _GROUP_LOCKS]:
+            for attempt in range(5):
+                placed: tuple[HostState, dt.datetime] | None = None
+                try:
+                    with self.db.transaction() as session:
+                        _lock_group(session, group_id)
+                        self._load_context(session, spec)
+                        placed = self._place(spec, session)
+                except DBAPIError as exc:
+                    if placed is not None:
+                        self.states.unreserve(placed[0], spec.vcpus, spec.memory_mb, spec.disk_gb)
+                    if attempt == 4 or not claims.is_retryable(exc):
+                        raise
+                    continue
+                state, at = placed
+                self.states.claimed(state, spec.vcpus, spec.memory_mb, spec.disk_gb, at)
+                return state.host
+        raise AssertionError("unreachable")
+
+    def _load_context(self, session: Session, spec: RequestSpec) -> None:
+        context = spec.context
+        group_id = str((spec.group or {}).get("id") or "")
+        if group_id:
+            context.group_hosts = group_hosts(session, group_id, spec.instance_id)
+        same, different = _ids(spec.hints.get("same_host")), _ids(spec.hints.get("different_host"))
+        if same or different:
+            where = instance_hosts(session, same | different)
+            if same:
+                context.same_hosts = frozenset(h for i in same for h in where.get(i, ()))
+            if different:
+                context.different_hosts = frozenset(h for i in different for h in where.get(i, ()))
+
+    def _place(self, spec: RequestSpec, session: Session | None) -> tuple[HostState, dt.datetime]:
+        """Reserve the best host and claim on it; on a refused claim the next best, and so on. The
+        claim runs in `session`, or (None) in a transaction of its own."""
+        need = (spec.vcpus, spec.memory_mb, spec.disk_gb)
+        with self.states.lock:
+            ranked = self._ranked(spec)
+            state = next(ranked)
+            self.states.reserve(state, *need)
+        refused = 0
+        while True:
+            at = utcnow()
+            try:
+                if session is None:
+                    won = claims.in_transaction(self.db, partial(
+                        _claim, instance_id=spec.instance_id, host=state.host, need=need, at=at))
+                else:
+                    won = _claim(session, spec.instance_id, state.host, need, at)
+            except BaseException:
+                self.states.unreserve(state, *need)
+                raise
+            if won:
+                return state, at
+            self.states.unreserve(state, *need)
+            refused += 1
+            log.info("claim for %s on %s refused; trying the next host", spec.instance_id, state.host)
+            self.states.reload_host(state.host)
+            with self.states.lock:
+                following = next(ranked, None) if refused < CLAIM_ATTEMPTS else None
+                if following is None:
+                    raise NoValidHost(f"{NO_VALID_HOST} The claims on the {_plural(refused, 'best host')} "
+                                      "were refused: their resources were taken meanwhile.")
+                state = following
+                self.states.reserve(state, *need)
+
+    def _ranked(self, spec: RequestSpec) -> Iterator[HostState]:
+        """The passing hosts, best first (computed lazily: usually only the first is wanted)."""
+        hosts = self._filtered(spec)
+        scores = self._weigh(hosts, spec)
+        if scores is None:
+            yield from hosts[:CLAIM_ATTEMPTS]
+            return
+        index, score = range(len(hosts)), scores.__getitem__
+        for _ in range(min(len(hosts), CLAIM_ATTEMPTS)):
+            best = max(index, key=score)
+            yield hosts[best]
+            scores[best] = _NEG_INF
+
+    def _filtered(self, spec: RequestSpec) -> list[HostState]:
+        hosts = self.states.hosts
+        ignore = set(spec.ignore_hosts)
+        forced = spec.forced_host
+        if forced:  # an operator's choice: no filter second-guesses it, the claim still needs room
+            state = self.states.by_name.get(forced)
+            if state is None:
+                raise NoValidHost(f"{NO_VALID_HOST} Host {forced!r} is not a known compute host.")
+            if forced in ignore:
+                raise NoValidHost(f"{NO_VALID_HOST} Host {forced!r} was already tried.")
+            return [state]
+        if not hosts:
+            raise NoValidHost(f"{NO_VALID_HOST} No compute host has reported yet.")
+        if ignore:
+            hosts = [host for host in hosts if host.host not in ignore]
+            if not hosts:
+                raise NoValidHost(f"{NO_VALID_HOST} Every host was tried already "
+                                  f"({_plural(len(ignore), 'host')}).")
+        for host_filter in self.filters:
+            if not host_filter.applies(spec):
+                continue
+            before = len(hosts)
+            hosts = host_filter.filter_all(hosts, spec)
+            if not hosts:
+                raise NoValidHost(f"{NO_VALID_HOST} Filter {host_filter.name} removed the last "
+                                  f"{_plural(before, 'host')}.")
+        return hosts
+
+    def _weigh(self, hosts: list[HostState], spec: RequestSpec) -> list[float] | None:
+        """Each host's total weight up to a constant (None: no weigher tells the hosts apart).
+
+        A weigher adds multiplier * (value - min) / (max - min); the `- min` part is the same for
+        every host and is left out, so each weigher costs one C-speed pass over the list."""
+        if len(hosts) < 2:
+            return None
+        scores: list[float] | None = None
+        for weigher in self.weighers:
+            multiplier = weigher.multiplier
+            if not multiplier or not weigher.applies(spec):
+                continue
+            values = weigher.weigh_all(hosts, spec)
+            low, high = min(values), max(values)
+            if high == low:
+                continue
+            scaled = map(mul, values, repeat(multiplier / (high - low)))
+            scores = list(scaled) if scores is None else list(map(add, scores, scaled))
+        return scores
+
+
+def _claim(session: Session, instance_id: str, host: str, need: tuple[int, int, int], at: dt.datetime) -> bool:
+    return claims.claim(session, instance_id, host, *need, now=at)
+
+
+def _lock_group(session: Session, group_id: str) -> None:
+    """Hold the server group's row lock to the end of the transaction (on SQLite, which has no row
+    locks, the database write lock: BEGIN IMMEDIATE through the savepoint hook in core.db)."""
+    if session.get_bind().dialect.name == "sqlite":
+        with session.begin_nested():
+            pass
+    session.execute(sa.select(models.ServerGroup.id).where(models.ServerGroup.id == group_id).with_for_update())
+
+
+def group_hosts(session: Session, group_id: str, exclude: str) -> dict[str, int]:
+    """{host: how many members of the group (other than `exclude`) it holds or has claimed for}."""
+    member = models.ServerGroupMember
+    claimed = (sa.select(models.Allocation.instance_id, models.Allocation.host)
+               .join(member, member.instance_id == models.Allocation.instance_id)
+               .where(member.group_id == group_id, models.Allocation.instance_id != exclude))
+    placed = (sa.select(models.Instance.id, models.Instance.host)
+              .join(member, member.instance_id == models.Instance.id)
+              .where(member.group_id == group_id, models.Instance.id != exclude, models.Instance.host.is_not(None),
+                     models.Instance.deleted.is_(False)))
+    pairs: set[tuple[str, str]] = {(i, h) for i, h in session.execute(claimed)}
+    pairs |= {(i, h) for i, h in session.execute(placed) if h}
+    return dict(Counter(host for _, host in pairs))
+
+
+def instance_hosts(session: Session, instance_ids: set[str]) -> dict[str, set[str]]:
+    """{instance id: the hosts it is on or has claimed} for the given instances."""
+    found: dict[str, set[str]] = {}
+    rows = session.execute(sa.select(models.Allocation.instance_id, models.Allocation.host)
+                           .where(models.Allocation.instance_id.in_(instance_ids)))
+    for instance_id, host in rows:
+        found.setdefault(instance_id, set()).add(host)
+    placed = session.execute(sa.select(models.Instance.id, models.Instance.host).where(
+        models.Instance.id.in_(instance_ids), models.Instance.host.is_not(None), models.Instance.deleted.is_(False)))
+    for instance_id, placed_host in placed:
+        if placed_host:
+            found.setdefault(instance_id, set()).add(placed_host)
+    return found
