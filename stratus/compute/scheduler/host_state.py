@@ -55,7 +55,7 @@ class HostState:
                  "supported_instances", "disabled", "forced_down", "last_seen_up", "up_until", "zone",
                  "aggregate_metadata", "pending_vcpus", "pending_memory_mb", "pending_disk_gb",
                  "pending_instances", "vcpus_free", "ram_free", "disk_free", "free_ram_mb", "free_disk_mb",
-                 "num_instances")
+                 "num_instances", "pos", "table")
 
     def __init__(self, host: str, zone: str) -> None:
         self.host = self.nodename = host
@@ -72,6 +72,9 @@ class HostState:
         self.zone = zone
         self.aggregate_metadata: dict[str, frozenset[str]] = {}
         self.pending_vcpus = self.pending_memory_mb = self.pending_disk_gb = self.pending_instances = 0
+        # Where this host's figures also live: column lists shared by all hosts (see HostStates).
+        self.pos = 0
+        self.table: dict[str, list[Any]] | None = None
         self.derive()
 
     def __repr__(self) -> str:
@@ -91,6 +94,15 @@ class HostState:
         self.free_ram_mb = self.memory_mb - memory_used
         self.free_disk_mb = (self.local_gb - disk_used) * 1024
         self.num_instances = self.running_vms + self.pending_instances
+        self.sync()
+
+    def sync(self) -> None:
+        """Copy the column figures into the shared columns."""
+        table = self.table
+        if table is not None:
+            pos = self.pos
+            for name in COLUMNS:
+                table[name][pos] = getattr(self, name)
 
     def set_node(self, row: Any) -> None:
         (_, self.vcpus, self.memory_mb, self.local_gb, self.vcpus_used, self.memory_mb_used, self.local_gb_used,
@@ -109,11 +121,13 @@ class HostState:
             self.up_until = NEVER
         else:
             self.up_until = self.last_seen_up + down_time
+        self.sync()
 
     def set_aggregates(self, metadata: dict[str, frozenset[str]], default_zone: str) -> None:
         self.aggregate_metadata = metadata
         zones = metadata.get(AZ_KEY)
         self.zone = min(zones) if zones else default_zone
+        self.sync()
 
     def add_pending(self, vcpus: int, memory_mb: int, disk_gb: int, sign: int = 1) -> None:
         self.pending_vcpus += sign * vcpus
@@ -130,6 +144,12 @@ class HostState:
         self.derive()
 
 
+# Figures also kept as one list per figure across all hosts (in the order of HostStates.hosts), so
+# that the built-in filters and weighers run over plain lists at C speed.
+COLUMNS = ("up_until", "ram_free", "vcpus_free", "disk_free", "free_ram_mb", "free_disk_mb", "num_instances", "zone")
+_SUPPORTED: dict[tuple[str, str], tuple[tuple[str, str, str], ...]] = {}
+
+
 def supported_instances(hypervisor_type: str, cpu_info: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
     reported = cpu_info.get("supported_instances")
     if isinstance(reported, list):
@@ -137,7 +157,11 @@ def supported_instances(hypervisor_type: str, cpu_info: dict[str, Any]) -> tuple
                      (item for item in reported if isinstance(item, list | tuple) and len(item) == 3))
     arch = str(cpu_info.get("arch") or "x86_64").lower()
     kind = (hypervisor_type or "").lower()
-    return tuple((arch, hv, "hvm") for hv in _HV_TYPES.get(kind, (kind,) if kind else ()))
+    found = _SUPPORTED.get((arch, kind))
+    if found is None:  # one shared tuple per kind of host: filters can cache their verdict by it
+        kinds = _HV_TYPES.get(kind, (kind,) if kind else ())
+        found = _SUPPORTED[(arch, kind)] = tuple((arch, hv, "hvm") for hv in kinds)
+    return found
 
 
 _NODE_COLUMNS = (models.ComputeNode.host, models.ComputeNode.vcpus, models.ComputeNode.memory_mb,
@@ -152,14 +176,16 @@ _SERVICE_COLUMNS = (models.Service.host, models.Service.disabled, models.Service
 
 
 class HostStates:
-    """Every host's state. `lock` guards changes (refresh, pending, claimed) and the decisions that
-    read them; `hosts` is replaced, never changed in place, so a reader may iterate it at any time."""
+    """Every host's state, as objects (`hosts`, `by_name`) and as `columns` (one list per figure in
+    COLUMNS, aligned with `hosts`: HostState.pos is a host's index). `lock` guards every change
+    (refresh, pending, claimed) and the decisions that read them."""
 
     def __init__(self, db: Database, settings: ComputeConfig, clock: Callable[[], float]) -> None:
         self.db, self.settings, self.clock = db, settings, clock
         self.lock = threading.RLock()
         self.by_name: dict[str, HostState] = {}
         self.hosts: list[HostState] = []
+        self.columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
         self._refreshing = threading.Lock()
         self._node_mark: dt.datetime | None = None
         self._service_mark: dt.datetime | None = None
@@ -218,7 +244,12 @@ class HostStates:
             grouped: dict[str, dict[str, set[str]]] = {}
             for host, key, value in aggregate_rows:
                 grouped.setdefault(host, {}).setdefault(key, set()).add(value)
-            self._metadata = {h: {k: frozenset(v) for k, v in keys.items()} for h, keys in grouped.items()}
+            # Hosts with the same metadata share one dict: filters can cache their verdict by it.
+            shared: dict[frozenset[tuple[str, frozenset[str]]], dict[str, frozenset[str]]] = {}
+            self._metadata = {}
+            for host, keys in grouped.items():
+                frozen = {k: frozenset(v) for k, v in keys.items()}
+                self._metadata[host] = shared.setdefault(frozenset(frozen.items()), frozen)
             for state in self.by_name.values():
                 state.set_aggregates(self._metadata.get(state.host, {}), default_zone)
         if full:
@@ -252,7 +283,14 @@ class HostStates:
                 del self.by_name[host]
                 added = True
         if added:
-            self.hosts = sorted(self.by_name.values(), key=lambda s: s.host)
+            self._index()
+
+    def _index(self) -> None:
+        """Order the hosts by name and lay out the columns anew (after hosts came or went)."""
+        self.hosts = sorted(self.by_name.values(), key=lambda s: s.host)
+        self.columns = {name: [getattr(state, name) for state in self.hosts] for name in COLUMNS}
+        for pos, state in enumerate(self.hosts):
+            state.pos, state.table = pos, self.columns
 
     def reload_host(self, host: str) -> None:
         """Read one host's node row again (after a claim on it was refused)."""
@@ -264,7 +302,8 @@ class HostStates:
                 return
             if row is None:
                 del self.by_name[host]
-                self.hosts = [s for s in self.hosts if s.host != host]
+                state.table = None
+                self._index()
             else:
                 state.set_node(row)
 

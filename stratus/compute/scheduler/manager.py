@@ -22,8 +22,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import partial
-from itertools import repeat
-from operator import add, mul
+from itertools import compress, repeat
+from operator import add, attrgetter, le, mul, neg
 from typing import Any
 
 import sqlalchemy as sa
@@ -188,64 +188,143 @@ class Scheduler:
 
     def _ranked(self, spec: RequestSpec) -> Iterator[HostState]:
         """The passing hosts, best first (computed lazily: usually only the first is wanted)."""
-        hosts = self._filtered(spec)
-        scores = self._weigh(hosts, spec)
+        candidates = self._filtered(spec)
+        scores = self._weigh(candidates, spec)
         if scores is None:
-            yield from hosts[:CLAIM_ATTEMPTS]
+            for index in range(min(candidates.count(), CLAIM_ATTEMPTS)):
+                yield candidates.at(index)
             return
-        index, score = range(len(hosts)), scores.__getitem__
-        for _ in range(min(len(hosts), CLAIM_ATTEMPTS)):
-            best = max(index, key=score)
-            yield hosts[best]
+        for _ in range(min(len(scores), CLAIM_ATTEMPTS)):
+            best = scores.index(max(scores))
+            yield candidates.at(best)
             scores[best] = _NEG_INF
 
-    def _filtered(self, spec: RequestSpec) -> list[HostState]:
-        hosts = self.states.hosts
+    def _filtered(self, spec: RequestSpec) -> _Candidates:
+        states = self.states
         ignore = set(spec.ignore_hosts)
         forced = spec.forced_host
         if forced:  # an operator's choice: no filter second-guesses it, the claim still needs room
-            state = self.states.by_name.get(forced)
+            state = states.by_name.get(forced)
             if state is None:
                 raise NoValidHost(f"{NO_VALID_HOST} Host {forced!r} is not a known compute host.")
             if forced in ignore:
                 raise NoValidHost(f"{NO_VALID_HOST} Host {forced!r} was already tried.")
-            return [state]
-        if not hosts:
+            return _Candidates([state])
+        if not states.hosts:
             raise NoValidHost(f"{NO_VALID_HOST} No compute host has reported yet.")
+        candidates = _Candidates(states.hosts)
         if ignore:
-            hosts = [host for host in hosts if host.host not in ignore]
-            if not hosts:
+            candidates.filter_objects(lambda hosts: [host for host in hosts if host.host not in ignore])
+            if not candidates.count():
                 raise NoValidHost(f"{NO_VALID_HOST} Every host was tried already "
                                   f"({_plural(len(ignore), 'host')}).")
+        columns = states.columns
         for host_filter in self.filters:
             if not host_filter.applies(spec):
                 continue
-            before = len(hosts)
-            hosts = host_filter.filter_all(hosts, spec)
-            if not hosts:
+            before = candidates.count()
+            test = host_filter.column_test(spec)
+            if test is not None:
+                name, op, value = test
+                candidates.filter_column(columns[name], op, value)
+            else:
+                candidates.filter_objects(partial(host_filter.filter_all, spec=spec))
+            if not candidates.count():
                 raise NoValidHost(f"{NO_VALID_HOST} Filter {host_filter.name} removed the last "
                                   f"{_plural(before, 'host')}.")
-        return hosts
+        return candidates
 
-    def _weigh(self, hosts: list[HostState], spec: RequestSpec) -> list[float] | None:
-        """Each host's total weight up to a constant (None: no weigher tells the hosts apart).
+    def _weigh(self, candidates: _Candidates, spec: RequestSpec) -> list[float] | None:
+        """Each candidate's total weight up to a constant (None: no weigher tells them apart).
 
         A weigher adds multiplier * (value - min) / (max - min); the `- min` part is the same for
-        every host and is left out, so each weigher costs one C-speed pass over the list."""
-        if len(hosts) < 2:
+        every host and is left out, so each weigher costs a few C-speed passes over a list."""
+        if candidates.count() < 2:
             return None
-        scores: list[float] | None = None
+        terms: list[tuple[list[Any], float]] = []
+        columns = self.states.columns
         for weigher in self.weighers:
             multiplier = weigher.multiplier
             if not multiplier or not weigher.applies(spec):
                 continue
-            values = weigher.weigh_all(hosts, spec)
+            if weigher.column is not None:
+                values: list[Any] = candidates.column_values(columns[weigher.column])
+            else:
+                values = weigher.weigh_all(candidates.objects(), spec)
             low, high = min(values), max(values)
-            if high == low:
-                continue
-            scaled = map(mul, values, repeat(multiplier / (high - low)))
-            scores = list(scaled) if scores is None else list(map(add, scores, scaled))
+            if high != low:
+                terms.append((values, multiplier / (high - low)))
+        if not terms:
+            return None
+        # Only the order matters: everything is divided by the first factor's size, which spares
+        # one multiplication pass.
+        (first, factor), unit = terms[0], abs(terms[0][1])
+        scores = list(first) if factor > 0 else list(map(neg, first))
+        for values, factor in terms[1:]:
+            scores = list(map(add, scores, map(mul, values, repeat(factor / unit))))
         return scores
+
+
+_POS = attrgetter("pos")
+
+
+class _Candidates:
+    """The hosts still in the running, in the order of HostStates.hosts: as their positions there
+    (what column filters and weighers use) and/or as the HostState objects (what other filters use),
+    each made from the other only when needed. Starts with every host."""
+
+    __slots__ = ("_all", "_positions", "_objects")
+
+    def __init__(self, hosts: list[HostState]) -> None:
+        self._all = hosts
+        self._positions: list[int] | None = None  # None with _objects = _all: every host
+        self._objects: list[HostState] | None = hosts
+
+    def count(self) -> int:
+        return len(self._objects) if self._objects is not None else len(self._positions or ())
+
+    def positions(self) -> list[int] | None:
+        """Positions in HostStates.hosts (None: all of them)."""
+        if self._objects is self._all:
+            return None
+        if self._positions is None:
+            self._positions = list(map(_POS, self._objects or ()))
+        return self._positions
+
+    def objects(self) -> list[HostState]:
+        if self._objects is None:
+            self._objects = list(map(self._all.__getitem__, self._positions or ()))
+        return self._objects
+
+    def at(self, index: int) -> HostState:
+        if self._objects is not None:
+            return self._objects[index]
+        assert self._positions is not None
+        return self._all[self._positions[index]]
+
+    def filter_column(self, column: list[Any], op: Callable[[Any, Any], Any], value: Any) -> None:
+        positions = self.positions()
+        if positions is None:
+            if op is le and column and value <= min(column):  # the usual case for liveness: all pass
+                return
+            kept = list(compress(range(len(column)), map(op, repeat(value), column)))
+            if len(kept) == len(column):
+                return
+        else:
+            kept = list(compress(positions, map(op, repeat(value), map(column.__getitem__, positions))))
+            if len(kept) == len(positions):
+                return
+        self._positions, self._objects = kept, None
+
+    def filter_objects(self, keep: Callable[[list[HostState]], list[HostState]]) -> None:
+        objects = self.objects()
+        kept = keep(objects)
+        if len(kept) != len(objects):  # a filter only removes: the same length is the same hosts
+            self._objects, self._positions = kept, None
+
+    def column_values(self, column: list[Any]) -> list[Any]:
+        positions = self.positions()
+        return column if positions is None else list(map(column.__getitem__, positions))
 
 
 def _claim(session: Session, instance_id: str, host: str, need: tuple[int, int, int], at: dt.datetime) -> bool:

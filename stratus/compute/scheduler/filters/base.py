@@ -4,7 +4,8 @@ plugin module only needs to be imported (or named as "package.module.ClassName" 
 from __future__ import annotations
 
 import importlib
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from stratus.compute.scheduler.host_state import HostState
 from stratus.compute.scheduler.spec import RequestSpec
@@ -18,6 +19,10 @@ class BaseHostFilter:
     spec)` (one pass over the list); and `applies(spec)` returning False when the request has nothing
     for this filter (then it is skipped, costing nothing per host). `spec.context` holds what the
     scheduler looked up for this request (the clock, the server group's hosts, the hinted hosts).
+
+    A filter that only compares one of the host figures in `host_state.COLUMNS` with a value may
+    also say so in `column_test(spec)`: (column, operator, value), keeping the hosts for which
+    `operator(value, host's figure)` is true; the scheduler then runs it over that column's list.
     """
 
     registry: ClassVar[dict[str, type[BaseHostFilter]]] = {}
@@ -36,6 +41,9 @@ class BaseHostFilter:
 
     def host_passes(self, host: HostState, spec: RequestSpec) -> bool:
         raise NotImplementedError
+
+    def column_test(self, spec: RequestSpec) -> tuple[str, Callable[[Any, Any], Any], Any] | None:
+        return None
 
     def filter_all(self, hosts: list[HostState], spec: RequestSpec) -> list[HostState]:
         passes = self.host_passes

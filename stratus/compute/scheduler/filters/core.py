@@ -6,8 +6,10 @@ that a decision at 10,000 hosts spends microseconds, not milliseconds, in each o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import compress, repeat
-from operator import attrgetter, le
+from operator import attrgetter, eq, le
+from typing import Any
 
 from stratus.compute.scheduler.filters.base import BaseHostFilter
 from stratus.compute.scheduler.host_state import HostState
@@ -25,6 +27,9 @@ class ComputeFilter(BaseHostFilter):
     def host_passes(self, host: HostState, spec: RequestSpec) -> bool:
         return host.up_until >= spec.context.now
 
+    def column_test(self, spec: RequestSpec) -> tuple[str, Callable[[Any, Any], Any], Any] | None:
+        return "up_until", le, spec.context.now
+
     def filter_all(self, hosts: list[HostState], spec: RequestSpec) -> list[HostState]:
         return _at_least(hosts, "up_until", spec.context.now)
 
@@ -40,6 +45,9 @@ class _ResourceFilter(BaseHostFilter):
 
     def host_passes(self, host: HostState, spec: RequestSpec) -> bool:
         return bool(getattr(host, self.field) >= self.need(spec))
+
+    def column_test(self, spec: RequestSpec) -> tuple[str, Callable[[Any, Any], Any], Any] | None:
+        return self.field, le, self.need(spec)
 
     def filter_all(self, hosts: list[HostState], spec: RequestSpec) -> list[HostState]:
         return _at_least(hosts, self.field, self.need(spec))
@@ -80,6 +88,9 @@ class AvailabilityZoneFilter(BaseHostFilter):
 
     def host_passes(self, host: HostState, spec: RequestSpec) -> bool:
         return host.zone == spec.availability_zone
+
+    def column_test(self, spec: RequestSpec) -> tuple[str, Callable[[Any, Any], Any], Any] | None:
+        return "zone", eq, spec.availability_zone
 
     def filter_all(self, hosts: list[HostState], spec: RequestSpec) -> list[HostState]:
         zone = spec.availability_zone

@@ -77,7 +77,16 @@ class AggregateInstanceExtraSpecsFilter(BaseHostFilter):
 
     def filter_all(self, hosts: list[HostState], spec: RequestSpec) -> list[HostState]:
         wanted = aggregate_requirements(spec.flavor_extra_specs)
-        return [host for host in hosts if self._passes(host, wanted)]
+        verdicts: dict[int, bool] = {}  # hosts in the same aggregates share one metadata dict
+        kept = []
+        for host in hosts:
+            metadata = host.aggregate_metadata
+            verdict = verdicts.get(id(metadata))
+            if verdict is None:
+                verdict = verdicts[id(metadata)] = self._passes(host, wanted)
+            if verdict:
+                kept.append(host)
+        return kept
 
     @staticmethod
     def _passes(host: HostState, wanted: list[tuple[str, str]]) -> bool:
@@ -148,7 +157,16 @@ class ImagePropertiesFilter(BaseHostFilter):
 
     def filter_all(self, hosts: list[HostState], spec: RequestSpec) -> list[HostState]:
         wanted = image_requirements(spec.image_properties)
-        return [host for host in hosts if self._passes(host, wanted)]
+        verdicts: dict[tuple[int, int], bool] = {}  # hosts of one kind share one supported_instances
+        kept = []
+        for host in hosts:
+            key = (id(host.supported_instances), host.hypervisor_version)
+            verdict = verdicts.get(key)
+            if verdict is None:
+                verdict = verdicts[key] = self._passes(host, wanted)
+            if verdict:
+                kept.append(host)
+        return kept
 
     @staticmethod
     def _passes(host: HostState, wanted: tuple[str | None, str | None, str | None, str | None]) -> bool:
