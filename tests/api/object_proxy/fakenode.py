@@ -264,7 +264,7 @@ def _filter(items: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str
             cut = name.find(delimiter, len(prefix))
             if cut >= 0:
                 sub = name[:cut + 1]
-                if sub not in seen:
+                if sub not in seen and sub != marker:  # as Swift's broker: the marker's own subdir is past
                     seen.add(sub)
                     out.append({"subdir": sub})
                 continue

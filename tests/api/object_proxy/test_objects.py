@@ -225,3 +225,14 @@ def test_info_lists_capabilities(proxy: ProxyHarness) -> None:
     for section in ("swift", "slo", "tempurl", "bulk_delete", "object_versioning", "tempauth"):
         assert section in info
     assert json.dumps(info)
+
+
+def test_paging_with_the_last_subdir_as_marker_moves_on(proxy: ProxyHarness) -> None:
+    alpha = proxy.users["alpha"]
+    base = f"{proxy.account_url(alpha)}/{unique('c')}"
+    with proxy.client(alpha) as http:
+        http.put(base)
+        for name in ("d/a", "d/sub/b", "d/z"):
+            http.put(f"{base}/{name}", content=b"x")
+        params = {"prefix": "d/", "delimiter": "/", "format": "json"}
+        assert http.get(base, params={**params, "marker": "d/sub/"}).json()[0]["name"] == "d/z"

@@ -139,6 +139,9 @@ async def _read(proxy: Proxy, req: SwiftRequest) -> SwiftResponse:
         raise SwiftError(backend.status)
     raw = await backend.read()
     items = json.loads(raw) if raw.strip() else []
+    if items and query.get("marker") and items[0].get("subdir") == query["marker"]:
+        # The marker's own pseudo-directory is already behind the client (clients page with it).
+        items = items[1:]
     headers = public_headers(backend.headers, owner)
     body, content_type = listing.render("container", req.container, items, fmt)
     headers.update({"content-type": content_type, "content-length": str(len(body))})
