@@ -212,10 +212,10 @@ def test_delete_after_hides_the_object(proxy: ProxyHarness) -> None:
     base = f"{proxy.account_url(alpha)}/{unique('c')}"
     with proxy.client(alpha) as http:
         http.put(base)
-        assert http.put(f"{base}/o", content=b"x", headers={"X-Delete-After": "1"}).status_code == 201
+        assert http.put(f"{base}/o", content=b"x", headers={"X-Delete-After": "3"}).status_code == 201
         assert "x-delete-at" in http.head(f"{base}/o").headers
         assert http.put(f"{base}/p", content=b"x", headers={"X-Delete-At": "1000"}).status_code == 400
-        time.sleep(2.1)
+        time.sleep(4.1)
         assert http.get(f"{base}/o").status_code == 404
 
 
