@@ -54,6 +54,10 @@ _GROUP_LOCKS = 64
 _NEG_INF = float("-inf")
 
 
+class ClaimsRefused(NoValidHost):
+    """Every claim tried was refused by the database (the in-memory view was behind)."""
+
+
 def _ids(value: Any) -> set[str]:
     if not value:
         return set()
@@ -91,11 +95,13 @@ class Scheduler:
         self.states.refresh()
         try:
             return self._select(spec)
+        except ClaimsRefused:
+            pass  # the refused hosts were read again: decide once more on the corrected view
         except NoValidHost as exc:
             if self.clock() - self.states.loaded_at < REFRESH_INTERVAL:
                 raise
             log.debug("no host for %s (%s); reading every host again", spec.instance_id, exc.message)
-        self.states.refresh(full=True)
+            self.states.refresh(full=True)
         return self._select(spec)
 
     def decide(self, spec: RequestSpec) -> str:
@@ -181,7 +187,7 @@ class Scheduler:
             with self.states.lock:
                 following = next(ranked, None) if refused < CLAIM_ATTEMPTS else None
                 if following is None:
-                    raise NoValidHost(f"{NO_VALID_HOST} The claims on the {_plural(refused, 'best host')} "
+                    raise ClaimsRefused(f"{NO_VALID_HOST} The claims on the {_plural(refused, 'best host')} "
                                       "were refused: their resources were taken meanwhile.")
                 state = following
                 self.states.reserve(state, *need)
@@ -334,10 +340,12 @@ def _claim(session: Session, instance_id: str, host: str, need: tuple[int, int, 
 def _lock_group(session: Session, group_id: str) -> None:
     """Hold the server group's row lock to the end of the transaction (on SQLite, which has no row
     locks, the database write lock: BEGIN IMMEDIATE through the savepoint hook in core.db)."""
+    lock = sa.select(models.ServerGroup.id).where(models.ServerGroup.id == group_id).with_for_update()
     if session.get_bind().dialect.name == "sqlite":
-        with session.begin_nested():
-            pass
-    session.execute(sa.select(models.ServerGroup.id).where(models.ServerGroup.id == group_id).with_for_update())
+        with session.begin_nested():  # the SAVEPOINT goes out with the first statement inside
+            session.execute(lock)
+    else:
+        session.execute(lock)
 
 
 def group_hosts(session: Session, group_id: str, exclude: str) -> dict[str, int]:
