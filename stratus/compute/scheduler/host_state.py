@@ -194,26 +194,31 @@ class HostStates:
         self._metadata: dict[str, dict[str, frozenset[str]]] = {}
         self.refreshed_at = NEVER
         self.loaded_at = NEVER
+        self._loads = 0
 
     # -- reading the database --------------------------------------------------------------------
 
     def refresh(self, *, full: bool = False) -> None:
-        """Read what changed since the last refresh (everything when `full` or when due); a call
-        within REFRESH_INTERVAL of the last does nothing, and one that finds another thread already
-        refreshing goes on with the current view (unless nothing was ever loaded)."""
+        """Read what changed since the last refresh, or everything when `full` or when a periodic
+        full read is due. A call within REFRESH_INTERVAL of the last refresh does nothing; one that
+        finds another thread refreshing goes on with the current view, except a first load or an
+        asked-for full read, which wait (and are not repeated if the other thread did one)."""
         now = self.clock()
-        full = full or now - self.loaded_at >= FULL_RELOAD_INTERVAL
-        if not full and now - self.refreshed_at < REFRESH_INTERVAL:
+        due = now - self.loaded_at >= FULL_RELOAD_INTERVAL
+        if not full and not due and now - self.refreshed_at < REFRESH_INTERVAL:
             return
-        if not self._refreshing.acquire(blocking=self.loaded_at == NEVER or full):
+        wait = full or self.loaded_at == NEVER
+        loads = self._loads
+        if not self._refreshing.acquire(blocking=wait):
             return
         try:
-            if not full and self.clock() - self.refreshed_at < REFRESH_INTERVAL:
-                return  # done by the thread this one waited for
-            self._read(full)
+            if wait and self._loads != loads:
+                return  # the thread this one waited for read everything
+            self._read(full or due)
             self.refreshed_at = now
-            if full:
+            if full or due:
                 self.loaded_at = now
+                self._loads += 1
         finally:
             self._refreshing.release()
 

@@ -376,3 +376,18 @@ def test_request_spec_round_trips_and_ignores_unknown_keys() -> None:
     assert RequestSpec.from_dict({**data, "added_later": 1}) == spec
     assert spec.forced_host == "h1" and spec.policy == "affinity"
     assert RequestSpec.from_dict({**data, "hints": None, "ignore_hosts": None}).hints == {}
+
+
+def test_deleted_hosts_leave_the_view(db: Database) -> None:
+    for name in ("h1", "h2", "h3"):
+        add_host(db, name, memory_mb=8192 if name == "h1" else 4096)
+    clock = Clock()
+    s = scheduler(db, clock)
+    s.states.refresh()
+    with db.transaction() as session:
+        session.execute(sa.delete(models.ComputeNode).where(models.ComputeNode.host.in_(["h1", "h3"])))
+    assert s.select_destination(req()) == "h2"  # the claim on h1 failed: h1 was read again, and is gone
+    assert sorted(s.states.by_name) == ["h2", "h3"]
+    s.states.refresh(full=True)
+    assert sorted(s.states.by_name) == ["h2"]
+    assert [h.pos for h in s.states.hosts] == [0] and s.states.columns["ram_free"] == [4096 - 512]
