@@ -14,6 +14,7 @@ when the result is true (a list: when any item is).
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -52,21 +53,28 @@ VARIABLES: dict[str, Callable[[HostState], Any]] = {
 }
 
 
-def _compare(args: list[Any], test: Callable[[Any, Any], bool]) -> bool:
-    if len(args) < 2:
-        return False
-    try:
-        return all(test(args[0], other) for other in args[1:])
-    except TypeError:  # a number against a string
-        return False
+def _comparison(test: Callable[[Any, Any], Any]) -> Callable[[list[Any]], bool]:
+    """The first argument against every other one (False with fewer than two, or on a type clash)."""
+    def compare(args: list[Any]) -> bool:
+        if len(args) < 2:
+            return False
+        first = args[0]
+        try:
+            for other in args[1:]:
+                if not test(first, other):
+                    return False
+        except TypeError:  # a number against a string
+            return False
+        return True
+    return compare
 
 
 OPERATORS: dict[str, Callable[[list[Any]], Any]] = {
-    "=": lambda args: _compare(args, lambda a, b: a == b),
-    "<": lambda args: _compare(args, lambda a, b: a < b),
-    ">": lambda args: _compare(args, lambda a, b: a > b),
-    "<=": lambda args: _compare(args, lambda a, b: a <= b),
-    ">=": lambda args: _compare(args, lambda a, b: a >= b),
+    "=": _comparison(operator.eq),
+    "<": _comparison(operator.lt),
+    ">": _comparison(operator.gt),
+    "<=": _comparison(operator.le),
+    ">=": _comparison(operator.ge),
     "in": lambda args: len(args) >= 2 and args[0] in args[1:],
     "not": lambda args: [not arg for arg in args],
     "or": lambda args: any(args),
@@ -79,6 +87,8 @@ def _variable(path: str) -> Evaluator:
     getter = VARIABLES.get(name)
     if getter is None:
         return lambda host: None
+    if not rest:
+        return getter
 
     def value(host: HostState) -> Any:
         found = getter(host)
@@ -110,10 +120,15 @@ def compile_query(query: Any) -> Evaluator:
     op = OPERATORS.get(query[0]) if isinstance(query[0], str) else None
     if op is None:
         raise ValueError(f"unknown operator {query[0]!r} in the query hint")
-    args = [_argument(arg) for arg in query[1:]]
+    args = tuple(_argument(arg) for arg in query[1:])
 
     def evaluate(host: HostState) -> Any:
-        return op([value for value in (arg(host) for arg in args) if value is not None])
+        values = []
+        for arg in args:
+            value = arg(host)
+            if value is not None:  # unknown variables drop out
+                values.append(value)
+        return op(values)
     return evaluate
 
 
