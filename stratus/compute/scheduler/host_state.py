@@ -6,6 +6,10 @@ of them once a `FULL_RELOAD_INTERVAL` (to see deleted hosts). The scheduler's ow
 added at once as *pending* resources (so concurrent decisions spread instead of piling onto one
 host), and turned into used ones when the claim commits. The guarded UPDATE in `claims.py` is the
 truth: a stale view costs a retry on the next candidate, never an overcommitted host.
+
+Each host is a `HostState` with plain slots; the figures the built-in filters and weighers read are
+also kept as one list per figure across all hosts (`HostStates.columns`), so that a decision at
+10,000 hosts is a few C-speed passes over lists rather than 10,000 Python calls per filter.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -330,6 +334,3 @@ class HostStates:
             if state.updated_at is None or state.updated_at < at:
                 state.add_used(vcpus, memory_mb, disk_gb)
                 state.updated_at = at
-
-    def names(self) -> Iterable[str]:
-        return self.by_name.keys()

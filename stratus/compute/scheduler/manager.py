@@ -134,10 +134,10 @@ class Scheduler:
                         _lock_group(session, group_id)
                         self._load_context(session, spec)
                         placed = self._place(spec, session)
-                except DBAPIError as exc:
+                except BaseException as exc:  # the claim (if any) was rolled back with the transaction
                     if placed is not None:
                         self.states.unreserve(placed[0], spec.vcpus, spec.memory_mb, spec.disk_gb)
-                    if attempt == 4 or not claims.is_retryable(exc):
+                    if attempt == 4 or not isinstance(exc, DBAPIError) or not claims.is_retryable(exc):
                         raise
                     continue
                 state, at = placed
