@@ -167,6 +167,34 @@ class ComputeConfig(Section):
         return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
 
+class ObjectConfig(Section):
+    # Storage node side (rings, devices, daemons). Empty paths: under STATE_DIR/object/.
+    devices_dir: Path | None = None
+    ring_dir: Path | None = None
+    account_port: int = Field(default=6202, ge=0, le=65535)
+    container_port: int = Field(default=6201, ge=0, le=65535)
+    object_port: int = Field(default=6200, ge=0, le=65535)
+    # The all-in-one cluster that `stratus up` makes on first start.
+    replicas: int = Field(default=3, ge=1, le=16)
+    part_power: int = Field(default=8, ge=1, le=24)
+    devices: int = Field(default=3, ge=1, le=64)
+    min_part_hours: int = Field(default=1, ge=0)
+    # This node's address as written into the all-in-one rings.
+    node_ip: str = "127.0.0.1"
+    # Refuse a device that is not a mount point (off for devices that are plain directories).
+    mount_check: bool = False
+    # Bytes a device keeps free: a write that would eat into them gets 507.
+    fallocate_reserve: int = Field(default=0, ge=0)
+    # Seconds between passes of the background daemons (0: that daemon does not run).
+    replicator_interval: float = Field(default=30.0, ge=0)
+    auditor_interval: float = Field(default=300.0, ge=0)
+    updater_interval: float = Field(default=30.0, ge=0)
+    expirer_interval: float = Field(default=60.0, ge=0)
+    reaper_interval: float = Field(default=300.0, ge=0)
+    # Timeout of one storage-node-to-storage-node request (updates, replication).
+    node_timeout: float = Field(default=10.0, gt=0)
+
+
 class BootstrapConfig(Section):
     admin_user: str = "admin"
     admin_project: str = "admin"
@@ -190,6 +218,7 @@ class Config(Section):
     image: ImageConfig = ImageConfig()
     network: NetworkConfig = NetworkConfig()
     compute: ComputeConfig = ComputeConfig()
+    object: ObjectConfig = ObjectConfig()
     bootstrap: BootstrapConfig = BootstrapConfig()
     auth: AuthConfig = AuthConfig()
 
