@@ -104,9 +104,11 @@ class Scheduler:
             self.states.refresh(full=True)
         return self._select(spec)
 
-    def decide(self, spec: RequestSpec) -> str:
+    def decide(self, spec: RequestSpec | dict[str, Any]) -> str:
         """The host the filters and weighers pick now, from memory only: no database access, no
         claim, and `spec.context` as the caller filled it (the clock aside). For measurements."""
+        if isinstance(spec, dict):
+            spec = RequestSpec.from_dict(spec)
         spec.context.now = self.clock()
         with self.states.lock:
             return next(self._ranked(spec)).host
@@ -230,7 +232,7 @@ class Scheduler:
                 continue
             before = candidates.count()
             test = host_filter.column_test(spec)
-            if test is not None:
+            if test is not None and test[0] in columns:
                 name, op, value = test
                 candidates.filter_column(columns[name], op, value)
             else:
@@ -253,8 +255,8 @@ class Scheduler:
             multiplier = weigher.multiplier
             if not multiplier or not weigher.applies(spec):
                 continue
-            if weigher.column is not None:
-                values: Sequence[Any] = candidates.pick(columns[weigher.column])
+            if weigher.column in columns:
+                values: Sequence[Any] = candidates.pick(columns[weigher.column or ""])
             else:
                 values = weigher.weigh_all(candidates.objects(), spec)
             low, high = min(values), max(values)

@@ -3,11 +3,15 @@ form the scheduler uses must agree."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from stratus.compute import liveness, models
 from stratus.compute.scheduler import HostState, RequestSpec
 from stratus.compute.scheduler.filters import (
     AggregateInstanceExtraSpecsFilter,
@@ -27,7 +31,7 @@ from stratus.compute.scheduler.filters import (
 )
 from stratus.compute.scheduler.filters.json_query import compile_query, passes
 from stratus.compute.scheduler.filters.metadata import matches, version_satisfies
-from stratus.compute.scheduler.host_state import supported_instances
+from stratus.compute.scheduler.host_state import epoch, supported_instances
 from stratus.compute.scheduler.spec import NoValidHost
 from stratus.core.config import ComputeConfig
 
@@ -244,3 +248,21 @@ def test_host_states_keep_the_column_lists_in_step() -> None:
     assert table["num_instances"] == [1] and table["free_ram_mb"] == [3996]
     host.set_service(False, False, None, 60)
     assert table["up_until"] == [float("-inf")]
+
+
+@given(seen_ago=st.one_of(st.none(), st.integers(min_value=-5000, max_value=200_000).map(lambda ms: ms / 1000)),
+       down_time=st.integers(min_value=1, max_value=120).map(float), disabled=st.booleans(),
+       forced_down=st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_compute_filter_agrees_with_the_services_liveness(seen_ago: float | None, down_time: float, disabled: bool,
+                                                          forced_down: bool) -> None:
+    now = dt.datetime(2026, 1, 1, 12, 0, 0)
+    last_seen = None if seen_ago is None else now - dt.timedelta(seconds=seen_ago)
+    service = models.Service(host="h", binary="nova-compute", disabled=disabled, forced_down=forced_down,
+                             last_seen_up=last_seen)
+    host = state("h")
+    host.set_service(disabled, forced_down, last_seen, down_time)
+    request = spec()
+    request.context.now = epoch(now)
+    expected = liveness.is_up(service, down_time, now) and not disabled
+    assert ComputeFilter(SETTINGS).host_passes(host, request) is expected
