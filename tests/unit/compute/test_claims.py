@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stratus.compute import claims, models
 from stratus.compute.service import MIGRATIONS
@@ -161,3 +163,37 @@ def test_retryable_errors_are_recognised() -> None:
     assert claims.is_retryable(sa.exc.OperationalError("x", {}, Exception("database is locked")))
     assert not claims.is_retryable(sa.exc.IntegrityError("x", {}, Exception(1062, "Duplicate")))
     assert not claims.is_retryable(ValueError("no"))
+
+
+@given(steps=st.lists(st.tuples(st.sampled_from(["claim", "release", "release-one", "move", "keep"]),
+                                st.integers(0, 5), st.sampled_from(["h1", "h2"]),
+                                st.tuples(st.integers(0, 3), st.integers(0, 3000), st.integers(0, 30))),
+                      max_size=30))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_totals_always_equal_the_allocations_and_stay_within_the_ratios(
+        db: Database, steps: list[tuple[str, int, str, tuple[int, int, int]]]) -> None:
+    with db.transaction() as session:
+        session.execute(sa.delete(models.Allocation))
+        session.execute(sa.delete(models.ComputeNode))
+        session.execute(sa.delete(models.Service))
+    add_host(db, "h1", vcpus=4, memory_mb=4096, local_gb=40, cpu_ratio=2.0)
+    add_host(db, "h2", vcpus=2, memory_mb=2048, local_gb=20, ram_ratio=1.5)
+    capacity = {"h1": (8, 4096, 40), "h2": (2, 3072, 20)}
+    for action, number, host, (vcpus, memory_mb, disk_gb) in steps:
+        instance = f"i-{number}"
+        with db.transaction() as session:
+            if action in ("claim", "move"):
+                claims.claim(session, instance, host, vcpus, memory_mb, disk_gb)
+            elif action == "release":
+                claims.release(session, instance)
+            elif action == "release-one":
+                claims.release(session, instance, host)
+            else:
+                claims.keep_only(session, instance, host)
+        for name in ("h1", "h2"):  # after every step: totals = what the allocations add up to <= capacity
+            held = [a[name] for a in (allocations(db, f"i-{n}") for n in range(6)) if name in a]
+            sums = (sum(a["vcpus"] for a in held), sum(a["memory_mb"] for a in held), sum(a["disk_gb"] for a in held))
+            totals = node(db, name)
+            assert (totals["vcpus_used"], totals["memory_mb_used"], totals["local_gb_used"]) == sums
+            assert totals["running_vms"] == len(held)
+            assert all(used <= cap for used, cap in zip(sums, capacity[name], strict=True))
