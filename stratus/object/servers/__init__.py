@@ -1,0 +1,1 @@
+"""The storage node servers: object, container and account, each a plain ASGI app."""
