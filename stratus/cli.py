@@ -29,6 +29,9 @@ from stratus.network.service import NetworkService
 # "conductor" the network and compute conductors and the compute scheduler, "compute" this node's
 # compute agent(s), "network-agent" this node's network agent.
 ROLES = ("api", "conductor", "compute", "network-agent")
+# Roles that need no database, bus or identity: `stratus serve` runs them on their own.
+# "object-node" is a storage node: account, container and object servers plus their daemons.
+STANDALONE_ROLES = ("object-node",)
 
 
 def _load(config_path: str | None, state_dir: str | None) -> Config:
@@ -248,17 +251,32 @@ def up(config_path: str | None, state_dir: str | None) -> None:
 @click.argument("roles", nargs=-1, required=True)
 def serve(config_path: str | None, state_dir: str | None, roles: tuple[str, ...]) -> None:
     """Run chosen roles (for a cloud spread over several machines)."""
-    unknown = sorted(set(roles) - set(ROLES))
+    unknown = sorted(set(roles) - set(ROLES) - set(STANDALONE_ROLES))
     if unknown:
-        raise click.ClickException(f"unknown role(s) {', '.join(unknown)}; known: {', '.join(ROLES)}")
+        raise click.ClickException(f"unknown role(s) {', '.join(unknown)}; "
+                                   f"known: {', '.join(ROLES + STANDALONE_ROLES)}")
     cfg = _load(config_path, state_dir)
+    standalone = _standalone_listeners(cfg, roles)
+    roles = tuple(role for role in roles if role not in STANDALONE_ROLES)
+    if not roles:
+        _run(cfg, standalone)
+        return
     identity = IdentityService(cfg)
     identity.setup()
     bus = Bus(cfg.bus.url)
     try:
-        _run(cfg, _listeners(cfg, identity, bus, roles))
+        _run(cfg, _listeners(cfg, identity, bus, roles) + standalone)
     finally:
         bus.close()
+
+
+def _standalone_listeners(cfg: Config, roles: tuple[str, ...]) -> list[Listener]:
+    listeners: list[Listener] = []
+    if "object-node" in roles:
+        from stratus.object.node import start_node
+
+        listeners += start_node(cfg)
+    return listeners
 
 
 @main.command("bootstrap")
@@ -272,6 +290,15 @@ def bootstrap_cmd(config_path: str | None, state_dir: str | None) -> None:
         click.echo(f"admin password (shown once): {result.generated_password}")
     _write_client_files(cfg, cfg.bootstrap.admin_password or result.generated_password)
     click.echo(f"bootstrapped: admin user {result.admin_user_id}, project {result.admin_project_id}")
+
+
+def _add_ring_commands() -> None:
+    from stratus.object.ring_cli import ring
+
+    main.add_command(ring)
+
+
+_add_ring_commands()
 
 
 @main.group()

@@ -338,8 +338,9 @@ class DiskFile:
             if not writer.committed:
                 Path(tmp_path).unlink(missing_ok=True)
 
-    def write_tombstone(self, timestamp: str) -> None:
-        self._write_empty(timestamp, ".ts", {"X-Timestamp": timestamp})
+    def write_tombstone(self, timestamp: str, name: str) -> None:
+        """A DELETE; the tombstone keeps the name so the replicator can pass it on."""
+        self._write_empty(timestamp, ".ts", {"X-Timestamp": timestamp, "name": name})
 
     def write_metadata(self, timestamp: str, metadata: dict[str, str]) -> None:
         """A POST: a .meta file whose user metadata replaces the data file's."""

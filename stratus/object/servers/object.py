@@ -153,7 +153,7 @@ class ObjectServer:
             return plain(409, headers={"x-backend-timestamp": current.timestamp})
         status = 404 if current.timestamp is None or current.deleted else 204
         try:
-            await asyncio.to_thread(current.write_tombstone, timestamp)
+            await asyncio.to_thread(current.write_tombstone, timestamp, name)
         except DeviceUnavailable as exc:
             raise HTTPError(507, str(exc)) from exc
         except Conflict as exc:

@@ -1,0 +1,153 @@
+"""The container server: `/{device}/{partition}/{account}/{container}[/{object}]`.
+
+The container's own PUT/POST/DELETE/GET/HEAD, and object rows (PUT/DELETE with an object name) that
+the object servers send after each write. Every container change is passed on to the account
+server named in X-Account-Host/Device/Partition; the updater reports what does not get through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.responses import Response
+
+from stratus.object.db import ContainerBroker
+from stratus.object.servers.common import (
+    HTTPError,
+    Request,
+    iso_date,
+    listing_format,
+    listing_params,
+    listing_response,
+    meta_from_headers,
+    meta_to_headers,
+    plain,
+    serve,
+)
+from stratus.object.servers.dbserver import DatabaseServer, missing_or_deleted, not_found
+from stratus.object.updater import account_update_headers
+
+
+class ContainerServer(DatabaseServer):
+    broker_class = ContainerBroker
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await serve(self.handle, scope, receive, send)
+
+    async def handle(self, req: Request) -> Response:
+        if req.method == "REPLICATE":
+            return await self.replicate(req)
+        if req.raw_path in ("", "/"):
+            return plain(200, "stratus container server\n")
+        parts = req.split(4, 5)
+        if len(parts) == 5:
+            return await self.object_row(req, *parts)
+        device, partition, account, container = parts
+        if req.method == "PUT":
+            return await self.put(req, device, partition, account, container)
+        if req.method in ("GET", "HEAD"):
+            return await self.get(req, device, partition, account, container)
+        if req.method == "DELETE":
+            return await self.delete(req, device, partition, account, container)
+        if req.method == "POST":
+            return await self.post(req, device, partition, account, container)
+        raise HTTPError(405, "Method Not Allowed")
+
+    def _broker(self, device: str, partition: str, account: str, container: str,
+                writing: bool = False) -> ContainerBroker:
+        broker, _ = self.broker(device, partition, account, container, writing)
+        assert isinstance(broker, ContainerBroker)
+        return broker
+
+    async def put(self, req: Request, device: str, partition: str, account: str, container: str) -> Response:
+        timestamp = req.timestamp()
+        broker = self._broker(device, partition, account, container, writing=True)
+
+        def work() -> tuple[int, dict[str, Any]]:
+            was_gone, _ = missing_or_deleted(broker)
+            broker.initialize(account, container, timestamp)
+            broker.update_put_timestamp(timestamp)
+            broker.update_metadata(meta_from_headers(req.headers, "container", timestamp))
+            info = broker.info()
+            if broker.is_deleted(info):
+                return 409, info  # a newer DELETE already happened
+            return (201 if was_gone else 202), info
+
+        status, info = await asyncio.to_thread(work)
+        if status == 409:
+            return plain(409, headers={"x-backend-timestamp": info["delete_timestamp"]})
+        await self._tell_account(req, broker, info)
+        return plain(status, headers={"x-backend-timestamp": info["put_timestamp"]})
+
+    async def delete(self, req: Request, device: str, partition: str, account: str, container: str) -> Response:
+        timestamp = req.timestamp()
+        broker = self._broker(device, partition, account, container)
+        gone, info = await asyncio.to_thread(missing_or_deleted, broker)
+        if gone or info is None:
+            return not_found(info)
+        if info["object_count"]:
+            return plain(409, "There was a conflict when trying to complete your request.")
+        if info["put_timestamp"] >= timestamp:
+            return plain(409, headers={"x-backend-timestamp": info["put_timestamp"]})
+        await asyncio.to_thread(broker.mark_deleted, timestamp)
+        info = await asyncio.to_thread(broker.info)
+        await self._tell_account(req, broker, info)
+        return plain(204, headers={"x-backend-timestamp": timestamp})
+
+    async def post(self, req: Request, device: str, partition: str, account: str, container: str) -> Response:
+        timestamp = req.timestamp()
+        broker = self._broker(device, partition, account, container, writing=True)
+        gone, info = await asyncio.to_thread(missing_or_deleted, broker)
+        if gone:
+            return not_found(info)
+        await asyncio.to_thread(broker.update_metadata, meta_from_headers(req.headers, "container", timestamp))
+        return plain(204)
+
+    async def get(self, req: Request, device: str, partition: str, account: str, container: str) -> Response:
+        broker = self._broker(device, partition, account, container)
+        gone, info = await asyncio.to_thread(missing_or_deleted, broker)
+        if gone or info is None:
+            return not_found(info)
+        headers = {**meta_to_headers(info["metadata"]),
+                   "x-container-object-count": str(info["object_count"]),
+                   "x-container-bytes-used": str(info["bytes_used"]),
+                   "x-timestamp": info["put_timestamp"], "x-put-timestamp": info["put_timestamp"],
+                   "x-backend-timestamp": info["put_timestamp"],
+                   "x-backend-put-timestamp": info["put_timestamp"],
+                   "x-backend-delete-timestamp": info["delete_timestamp"]}
+        if req.method == "HEAD":
+            return Response(b"", 204, headers)
+        params = listing_params(req)
+        rows = await asyncio.to_thread(broker.listing, ContainerBroker.columns, **params)
+        items = [row if "subdir" in row else
+                 {"name": row["name"], "hash": row["etag"], "bytes": row["size"],
+                  "content_type": row["content_type"], "last_modified": iso_date(row["created_at"])}
+                 for row in rows]
+        return listing_response("container", container, items, listing_format(req), headers)
+
+    async def object_row(self, req: Request, device: str, partition: str, account: str, container: str,
+                         obj: str) -> Response:
+        """An object server's report of a PUT or DELETE."""
+        timestamp = req.timestamp()
+        if req.method not in ("PUT", "DELETE"):
+            raise HTTPError(405, "Method Not Allowed")
+        broker = self._broker(device, partition, account, container, writing=True)
+        gone, info = await asyncio.to_thread(missing_or_deleted, broker)
+        if gone:
+            return not_found(info)
+        if req.method == "PUT":
+            size = req.headers.get("x-size", "0")
+            if not size.isdigit():
+                raise HTTPError(400, "Invalid X-Size")
+            await asyncio.to_thread(broker.put_object, obj, timestamp, int(size),
+                                    req.headers.get("x-content-type", "application/octet-stream"),
+                                    req.headers.get("x-etag", ""))
+            return plain(201)
+        await asyncio.to_thread(broker.put_object, obj, timestamp, 0, "", "", True)
+        return plain(204)
+
+    async def _tell_account(self, req: Request, broker: ContainerBroker, info: dict[str, Any]) -> None:
+        names = [info["account"], info["container"]]
+        if await self.update_parent(req, "account", names, "PUT", account_update_headers(info)):
+            await asyncio.to_thread(broker.reported, info)
