@@ -193,6 +193,27 @@ class ObjectConfig(Section):
     reaper_interval: float = Field(default=300.0, ge=0)
     # Timeout of one storage-node-to-storage-node request (updates, replication).
     node_timeout: float = Field(default=10.0, gt=0)
+    # Proxy side (Swift API and S3 on one port).
+    port: int = Field(default=8080, ge=0, le=65535)
+    # TempAuth users, "account:user:key[:group group]" (.admin owns the account, .reseller_admin all).
+    tempauth_users: list[str] = []
+    # Signs TempAuth tokens (empty: a new secret at each start, so tokens die with the process).
+    tempauth_secret: str = ""
+    # Keystone roles that make a user the owner of its project's account, and the all-accounts role.
+    operator_roles: list[str] = ["admin", "member"]
+    reseller_admin_role: str = "ResellerAdmin"
+    # Seconds the proxy waits to connect to a storage node, and keeps account/container info.
+    conn_timeout: float = Field(default=1.0, gt=0)
+    info_cache_ttl: float = Field(default=3.0, ge=0)
+    # Origins allowed for every container (besides each container's own CORS metadata).
+    cors_allow_origin: list[str] = []
+    # Virtual-host-style S3: "s3.example.com" makes BUCKET.s3.example.com name a bucket.
+    s3_domain: str = ""
+
+    @field_validator("tempauth_users", "operator_roles", "cors_allow_origin", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
 
 class BootstrapConfig(Section):
