@@ -28,7 +28,7 @@ from stratus.network.service import NetworkService
 # What `stratus serve ROLE...` can run; `stratus up` runs them all. "api" serves the public APIs,
 # "conductor" the network and compute conductors and the compute scheduler, "compute" this node's
 # compute agent(s), "network-agent" this node's network agent.
-ROLES = ("api", "conductor", "compute", "network-agent")
+ROLES = ("api", "conductor", "compute", "network-agent", "object-proxy")
 # Roles that need no database, bus or identity: `stratus serve` runs them on their own.
 # "object-node" is a storage node: account, container and object servers plus their daemons.
 STANDALONE_ROLES = ("object-node",)
@@ -43,7 +43,7 @@ def _load(config_path: str | None, state_dir: str | None) -> Config:
 
 
 # The services that run beside identity, each with a user of its own in the service project.
-SERVICE_USERS = {"image": "glance", "network": "neutron", "compute": "nova"}
+SERVICE_USERS = {"image": "glance", "network": "neutron", "compute": "nova", "object": "swift"}
 
 
 def _catalog(cfg: Config) -> list[CatalogEntry]:
@@ -51,7 +51,10 @@ def _catalog(cfg: Config) -> list[CatalogEntry]:
                          "Stratus identity service"),
             CatalogEntry("image", "glance", cfg.public_url(cfg.image.port), "Stratus image service"),
             CatalogEntry("network", "neutron", cfg.public_url(cfg.network.port), "Stratus networking service"),
-            CatalogEntry("compute", "nova", f"{cfg.public_url(cfg.compute.port)}/v2.1", "Stratus compute service")]
+            CatalogEntry("compute", "nova", f"{cfg.public_url(cfg.compute.port)}/v2.1", "Stratus compute service"),
+            # Identity fills in the token's project: each project's account is AUTH_<project id>.
+            CatalogEntry("object-store", "swift", f"{cfg.public_url(cfg.object.port)}/v1/AUTH_%(project_id)s",
+                         "Stratus object storage")]
 
 
 def _service_password(cfg: Config) -> str:
@@ -139,7 +142,26 @@ def _listeners(cfg: Config, identity: IdentityService | None, bus: Bus,
         _start_network_agent(cfg, bus)
     if "compute" in roles:
         _start_compute_agents(compute, bus)
+    if "object-proxy" in roles:
+        listeners.append(_object_proxy(cfg, bus))
     return listeners
+
+
+def _object_proxy(cfg: Config, bus: Bus) -> Listener:
+    """The Swift proxy (and its S3 front) over the rings in the object ring dir."""
+    from stratus.object.node import ring_dir
+    from stratus.object.proxy.service import create_from_config
+
+    app = create_from_config(cfg, _identity_client(cfg, "object", bus), ring_dir(cfg))
+    return Listener("object", app, cfg.object.port)
+
+
+def _local_object_node(cfg: Config) -> list[Listener]:
+    """`stratus up`'s storage node: its devices and rings are made on first start."""
+    from stratus.object.node import ensure_local_cluster, start_node
+
+    ensure_local_cluster(cfg)
+    return start_node(cfg)
 
 
 def _start_network_conductor(network: NetworkService, bus: Bus) -> None:
@@ -240,7 +262,7 @@ def up(config_path: str | None, state_dir: str | None) -> None:
     click.echo(f"stratus: clouds.yaml and openrc in {cfg.server.state_dir.resolve()}")
     bus = Bus(cfg.bus.url)
     try:
-        _run(cfg, _listeners(cfg, identity, bus))
+        _run(cfg, _local_object_node(cfg) + _listeners(cfg, identity, bus))
     finally:
         bus.close()
 
