@@ -1,5 +1,10 @@
-"""The proxy on a loopback port, in front of four fake storage nodes (three replicas, so every
-partition has a handoff) and a real identity service; two projects with a member each, and TempAuth users.
+"""The proxy on a loopback port in front of storage nodes and a real identity service; two projects with
+a member each, and TempAuth users.
+
+`proxy` runs every test twice: over four fake nodes (tests/api/object_proxy/fakenode.py) and over the
+real storage node (stratus.object.node: account, container and object servers on four devices). Three
+replicas over four devices leave every partition a handoff. `fake_proxy` is the fake-node one alone,
+for tests that stop a node or fill its device.
 """
 
 from __future__ import annotations
@@ -8,9 +13,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -59,7 +66,7 @@ class ProxyHarness:
     identity: IdentityHarness
     app: ProxyApp
     nodes: list[FakeNode]
-    ring: FakeRing
+    ring: FakeRing | None
     users: dict[str, User] = field(default_factory=dict)
 
     def client(self, user: User | None = None, token: str | None = None) -> httpx.Client:
@@ -76,6 +83,19 @@ class ProxyHarness:
         assert response.status_code == 201, response.text
         body = response.json()["credential"]
         return body["access"], body["secret"]
+
+    def stored_copies(self, account: str, container: str, obj: str) -> int:
+        """How many devices (primaries and handoffs) answer 200 for the object, asked directly."""
+        ring = self.app.proxy.cluster.rings.get("object")
+        part, primaries = ring.get_nodes(account, container, obj)
+        count = 0
+        for node in [*primaries, *ring.get_more_nodes(part)]:
+            path = "/".join(quote(p, safe="") for p in (node["device"], str(part), account, container, obj))
+            try:
+                count += httpx.head(f"http://{node['ip']}:{node['port']}/{path}", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                pass
+        return count
 
     def object_copies(self, account: str, container: str, obj: str) -> list[FakeNode]:
         """The fake nodes holding a live copy of the object."""
@@ -97,37 +117,67 @@ def _user(identity: IdentityHarness, name: str) -> User:
     return User(name + "-user", password, name, project["id"], user["id"], token)
 
 
-@pytest.fixture(scope="module")
-def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyHarness]:
-    state: Path = tmp_path_factory.mktemp("object-proxy")
+def _storage_node(state: Path) -> tuple[Path, list[uvicorn.Server]]:
+    """The real storage node (four devices, three replicas) on free ports; returns its ring dir."""
+    from stratus.core import config as config_mod
+    from stratus.object.node import ensure_local_cluster, start_node
+
+    environ = {"STRATUS_OBJECT__DEVICES": "4", "STRATUS_OBJECT__REPLICAS": "3", "STRATUS_OBJECT__PART_POWER": "6",
+               **{f"STRATUS_OBJECT__{kind}_PORT": str(free_port()) for kind in ("ACCOUNT", "CONTAINER", "OBJECT")}}
+    cfg = config_mod.load(state_dir=state / "node", environ=environ)
+    rings = ensure_local_cluster(cfg)
+    return rings, [serve(listener.app, listener.port) for listener in start_node(cfg, daemons=False)]
+
+
+@contextmanager
+def _harness(state: Path, backend: str) -> Iterator[ProxyHarness]:
     identity = make_identity(state / "state", f"sqlite:///{state / 'identity.sqlite'}")
     identity_port = free_port()
-    identity_server = serve(create_identity_app(identity.service), identity_port)
+    servers = [serve(create_identity_app(identity.service), identity_port)]
     identity_url = f"http://127.0.0.1:{identity_port}"
-    nodes = [FakeNode(free_port(), device=f"d{i}") for i in range(4)]
-    for node in nodes:
-        node.start()
-    ring = FakeRing(nodes, replicas=3)
-    settings = ProxySettings(ring_dir=state, auth=AuthSettings(tempauth_users=TEMPAUTH_USERS),
+    nodes: list[FakeNode] = []
+    ring_dir = state
+    if backend == "fake-nodes":
+        nodes = [FakeNode(free_port(), device=f"d{i}") for i in range(4)]
+        for node in nodes:
+            node.start()
+    else:
+        ring_dir, node_servers = _storage_node(state)
+        servers += node_servers
+    ring = FakeRing(nodes, replicas=3) if nodes else None
+    settings = ProxySettings(ring_dir=ring_dir, auth=AuthSettings(tempauth_users=TEMPAUTH_USERS),
                              identity_url=identity_url, s3_domain="s3.localhost", info_cache_ttl=0.0,
                              cors_allow_origin=[])
     validator = IdentityClient(identity_url, ServiceCredentials("glance", SERVICE_PASSWORD, "service"), cache_ttl=5)
     app = create_proxy_app(settings, validator)
-    app.proxy.cluster.rings = FakeRings(ring)  # type: ignore[assignment]
+    if ring is not None:
+        app.proxy.cluster.rings = FakeRings(ring)  # type: ignore[assignment]
     port = free_port()
-    server = serve(app, port)
+    servers.append(serve(app, port))
     harness = ProxyHarness(f"http://127.0.0.1:{port}", identity_url, identity, app, nodes, ring)
     for name in ("alpha", "beta"):
         harness.users[name] = _user(identity, f"{name}-{uuid.uuid4().hex[:6]}")
     try:
         yield harness
     finally:
-        server.should_exit = True
-        identity_server.should_exit = True
+        for server in servers:
+            server.should_exit = True
         for node in nodes:
             node.stop()
         identity.client.close()
         identity.service.db.dispose()
+
+
+@pytest.fixture(scope="module", params=["fake-nodes", "storage-nodes"])
+def proxy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyHarness]:
+    with _harness(tmp_path_factory.mktemp("object-proxy"), request.param) as harness:
+        yield harness
+
+
+@pytest.fixture(scope="module")
+def fake_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyHarness]:
+    with _harness(tmp_path_factory.mktemp("object-proxy"), "fake-nodes") as harness:
+        yield harness
 
 
 def unique(prefix: str) -> str:

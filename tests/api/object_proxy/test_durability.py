@@ -12,6 +12,18 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.api.object_proxy.conftest import ProxyHarness, unique
+from tests.api.object_proxy.fakenode import FakeRing
+
+
+def ring_of(proxy: ProxyHarness) -> FakeRing:
+    assert proxy.ring is not None
+    return proxy.ring
+
+
+@pytest.fixture
+def proxy(fake_proxy: ProxyHarness) -> ProxyHarness:
+    """These tests stop nodes and fill devices: fake nodes only."""
+    return fake_proxy
 
 
 @pytest.fixture
@@ -50,7 +62,7 @@ def test_get_falls_back_and_x_newest_picks_the_latest(proxy: ProxyHarness) -> No
     with proxy.client(alpha) as http:
         http.put(base)
         http.put(f"{base}/o", content=b"old")
-        _, primaries = proxy.ring.get_nodes(alpha.account, name, "o")
+        _, primaries = ring_of(proxy).get_nodes(alpha.account, name, "o")
         first = next(n for n in proxy.nodes if n.port == primaries[0]["port"])
         first.stop()
         try:
@@ -121,7 +133,7 @@ def test_a_node_failing_mid_body_is_replaced_by_another_replica(proxy: ProxyHarn
     with proxy.client(alpha) as http:
         http.put(base)
         assert http.put(f"{base}/o", content=data).status_code == 201
-        _, primaries = proxy.ring.get_nodes(alpha.account, name, "o")
+        _, primaries = ring_of(proxy).get_nodes(alpha.account, name, "o")
         first = next(n for n in proxy.nodes if n.port == primaries[0]["port"])
         first.truncate_gets = 1_000_000
         try:

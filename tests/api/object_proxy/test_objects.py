@@ -47,7 +47,7 @@ def test_object_is_stored_on_three_nodes(proxy: ProxyHarness) -> None:
     with proxy.client(alpha) as http:
         http.put(f"{proxy.account_url(alpha)}/{container}")
         assert http.put(f"{proxy.account_url(alpha)}/{container}/o", content=b"abc").status_code == 201
-    assert len(proxy.object_copies(alpha.account, container, "o")) == 3
+    assert proxy.stored_copies(alpha.account, container, "o") == 3
 
 
 def test_put_checks_etag_and_stores_nothing_on_mismatch(proxy: ProxyHarness) -> None:
