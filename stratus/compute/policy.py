@@ -26,6 +26,7 @@ _RULES = {
     # The cloud's inventory is the operator's.
     "aggregates": _ADMIN,
     "hypervisors": _ADMIN,
+    "availability_zones:detail": _ADMIN,
     "services": _ADMIN,
     "migrations": _ADMIN,
     "instance_actions:events": _ADMIN,

@@ -23,3 +23,16 @@ def host_zones(session: Session, hosts: list[str] | None = None) -> dict[str, st
 
 def zone_of(session: Session, host: str, default: str) -> str:
     return host_zones(session, [host]).get(host, default)
+
+
+# The zone Nova reports for services that are not compute hosts (scheduler, conductor).
+INTERNAL_ZONE = "internal"
+COMPUTE_BINARY = "nova-compute"
+
+
+def service_zones(session: Session, services: list[models.Service], default: str) -> dict[int, str]:
+    """{service id: zone}: a compute service is in its host's zone, the others in `internal`."""
+    hosts = sorted({s.host for s in services if s.binary == COMPUTE_BINARY})
+    # Past a few hundred hosts one read of every zoned host beats a long IN list.
+    found = (host_zones(session, hosts) if len(hosts) <= 500 else host_zones(session)) if hosts else {}
+    return {s.id: (found.get(s.host, default) if s.binary == COMPUTE_BINARY else INTERNAL_ZONE) for s in services}
