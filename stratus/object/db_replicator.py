@@ -21,6 +21,7 @@ import httpx
 
 from stratus.object.db import AccountBroker, Broker, ContainerBroker
 from stratus.object.ring.ring import Ring, RingError
+from stratus.object.servers.common import REPLICATE_HEADERS
 from stratus.object.utils import device_path
 
 log = logging.getLogger("stratus.object.db_replicator")
@@ -91,7 +92,7 @@ class DatabaseReplicator:
     def _post(self, peer: dict[str, Any], part: int, name_hash: str, body: dict[str, Any]) -> dict[str, Any] | None:
         url = f"http://{peer['ip']}:{peer['port']}/{quote(peer['device'], safe='')}/{part}/{name_hash}"
         try:
-            response = self.client.request("REPLICATE", url, json=body)
+            response = self.client.post(url, json=body, headers=REPLICATE_HEADERS)
         except httpx.HTTPError as exc:
             log.info("%s replicator: %s:%s unreachable: %s", self.kind, peer["ip"], peer["port"], exc)
             return None

@@ -1,8 +1,9 @@
 """The object replicator: keeps every partition's replicas the same on its primary devices.
 
 For each partition on a local device it asks each other primary for its suffix hashes
-(`REPLICATE /dev/part`), and for the suffixes that differ, for the files it holds
-(`REPLICATE /dev/part/abc-def`, which also makes the peer recompute them). Whatever the peer lacks or
+(`REPLICATE /dev/part`, sent as a POST with `X-Backend-Replicate`), and for the suffixes that
+differ, for the files it holds (`REPLICATE /dev/part/abc-def`, which also makes the peer recompute
+them). Whatever the peer lacks or
 holds an older version of is pushed with ordinary object requests marked `X-Backend-Replication`
 (so they do not touch the container listings): the `.data` as a PUT of the file with its metadata,
 a tombstone as a DELETE, a `.meta` as a POST, each with its original X-Timestamp. A peer never loses
@@ -24,6 +25,7 @@ import httpx
 
 from stratus.object.diskfile import Corrupt, DeviceUnavailable, DiskFileManager, read_meta, split_name
 from stratus.object.ring.ring import Ring, RingError
+from stratus.object.servers.common import REPLICATE_HEADERS
 from stratus.object.updater import node_url
 
 log = logging.getLogger("stratus.object.replicator")
@@ -97,7 +99,7 @@ class ObjectReplicator:
         if suffixes:
             url += "/" + "-".join(suffixes)
         try:
-            response = self.client.request("REPLICATE", url)
+            response = self.client.post(url, headers=REPLICATE_HEADERS)
         except httpx.HTTPError as exc:
             log.info("replicator: %s:%s unreachable: %s", peer["ip"], peer["port"], exc)
             return None

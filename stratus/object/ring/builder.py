@@ -140,6 +140,7 @@ class RingBuilder:
         holdings: dict[int, list[tuple[int, int]]] = {d["id"]: [] for d in active}
         loose: list[tuple[int, int]] = []
         moved: set[int] = set()
+        origin: dict[tuple[int, int], int] = {}
         for r, row in enumerate(rows):
             for part, dev_id in enumerate(row):
                 if dev_id in assigned:
@@ -170,14 +171,20 @@ class RingBuilder:
                     continue
                 rows[r][part] = NO_DEVICE
                 assigned[dev_id] -= 1
+                origin[(part, r)] = dev_id
                 loose.append((part, r))
                 moved.add(part)
                 excess -= 1
         loose.sort()
+        changes = 0
         for part, r in loose:
             target = self._pick(part, rows, active, desired, assigned, by_id)
             rows[r][part] = target
             assigned[target] += 1
+            if origin.get((part, r)) == target:
+                moved.discard(part)  # it went back where it was: nothing to move
+            else:
+                changes += 1
         for part in moved:
             self.last_part_moves[part] = hour
         for dev_id in self.to_remove:
@@ -187,7 +194,7 @@ class RingBuilder:
             self.devs.pop()
         self.generation += 1
         self.dirty = False
-        return len(loose)
+        return changes
 
     def _pick(self, part: int, rows: list[array], active: list[dict[str, Any]], desired: dict[int, float],
               assigned: dict[int, int], by_id: dict[int, dict[str, Any]]) -> int:
@@ -195,16 +202,20 @@ class RingBuilder:
         held = {d["id"] for d in holders}
         regions = [d["region"] for d in holders]
         zones = [_zone(d) for d in holders]
+        zone_want: dict[tuple[int, int] | None, float] = {}
+        for dev in active:
+            zone = _zone(dev)
+            zone_want[zone] = zone_want.get(zone, 0.0) + desired[dev["id"]] - assigned[dev["id"]]
         best, best_key = -1, None
         for dev in active:
             dev_id = dev["id"]
             if dev_id in held:
                 continue
-            want = desired[dev_id] - assigned[dev_id]
-            # Room first (keeps the balance), then the least crowded region and zone, then the most
-            # wanted, then the lowest id (so a rebalance is reproducible).
-            key = (want <= 0, regions.count(dev["region"]), zones.count(_zone(dev)), -want / desired[dev_id],
-                   dev_id)
+            # The least crowded region, then zone; among those the zone, then the device, that wants
+            # the most. Picking the zones that want the most keeps every zone able to take one replica
+            # of each remaining partition, so dispersion and balance hold together when they can.
+            key = (regions.count(dev["region"]), zones.count(_zone(dev)), -zone_want[_zone(dev)],
+                   -(desired[dev_id] - assigned[dev_id]), dev_id)
             if best_key is None or key < best_key:
                 best, best_key = dev_id, key
         if best < 0:

@@ -35,7 +35,7 @@ class AccountServer(DatabaseServer):
         await serve(self.handle, scope, receive, send)
 
     async def handle(self, req: Request) -> Response:
-        if req.method == "REPLICATE":
+        if req.is_replicate:
             return await self.replicate(req)
         if req.raw_path in ("", "/"):
             return plain(200, "stratus account server\n")

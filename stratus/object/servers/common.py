@@ -19,6 +19,11 @@ from stratus.object.utils import BadTimestamp, normalize_timestamp, split_path
 log = logging.getLogger("stratus.object.server")
 
 
+# Replication requests: Swift's REPLICATE verb, or a POST with this header (httptools, which serves
+# the nodes in production, accepts only the standard methods).
+REPLICATE_HEADERS = {"x-backend-replicate": "true"}
+
+
 class HTTPError(Exception):
     def __init__(self, status: int, message: str = "", headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -39,6 +44,10 @@ class Request:
         self.raw_path = raw.split(b"?", 1)[0].decode("latin-1")
         self.query = dict(parse_qsl(scope.get("query_string", b"").decode("utf-8", "replace"),
                                     keep_blank_values=True))
+
+    @property
+    def is_replicate(self) -> bool:
+        return self.method == "REPLICATE" or (self.method == "POST" and "x-backend-replicate" in self.headers)
 
     def split(self, minimum: int, maximum: int) -> list[str]:
         try:

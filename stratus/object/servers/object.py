@@ -49,7 +49,7 @@ class ObjectServer:
         return self._client
 
     async def handle(self, req: Request) -> Response:
-        if req.method == "REPLICATE":
+        if req.is_replicate:
             return await self.replicate(req)
         if req.raw_path in ("", "/"):
             return plain(200, "stratus object server\n")
