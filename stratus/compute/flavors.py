@@ -53,7 +53,7 @@ def find_flavor(session: Session, flavor_id: str, project_id: str | None, is_adm
 def extra_specs(session: Session, flavor: models.Flavor) -> dict[str, str]:
     rows = session.execute(sa.select(models.FlavorExtraSpec.key, models.FlavorExtraSpec.value)
                            .where(models.FlavorExtraSpec.flavor_id == flavor.id))
-    return dict(rows.tuples().all())
+    return {key: value for key, value in rows}
 
 
 def flavor_snapshot(session: Session, flavor: models.Flavor) -> dict[str, Any]:
