@@ -10,9 +10,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
+import sqlite3
 import time
+from pathlib import Path
 
 from stratus.object.diskfile import Corrupt, DiskFileManager
+from stratus.object.utils import device_path
 
 log = logging.getLogger("stratus.object.auditor")
 CHUNK = 1024 * 1024
@@ -67,3 +71,44 @@ class ObjectAuditor:
                 return 0
             stats["quarantined"] += 1
             return 0
+
+
+class DatabaseAuditor:
+    """Checks every account and container database (SQLite's own quick_check); a broken one is moved
+    to DEVICES/<device>/quarantined/<accounts|containers>/, and the database replicator, finding it
+    missing here, rebuilds it from the other replicas."""
+
+    def __init__(self, devices_dir: Path, *, mount_check: bool = False) -> None:
+        self.devices_dir = Path(devices_dir)
+        self.mount_check = mount_check
+
+    def run_once(self) -> dict[str, int]:
+        stats = {"checked": 0, "quarantined": 0}
+        for device in sorted(os.listdir(self.devices_dir)) if self.devices_dir.is_dir() else []:
+            device_dir = device_path(self.devices_dir, device, self.mount_check)
+            if device_dir is None:
+                continue
+            for kind in ("accounts", "containers"):
+                for db_file in sorted((device_dir / kind).glob("*/*/*/*.db")):
+                    stats["checked"] += 1
+                    if not self.healthy(db_file):
+                        log.warning("quarantining database %s", db_file)
+                        target = device_dir / "quarantined" / kind / db_file.parent.name
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.rmtree(target, ignore_errors=True)
+                        os.rename(db_file.parent, target)
+                        stats["quarantined"] += 1
+        return stats
+
+    @staticmethod
+    def healthy(db_file: Path) -> bool:
+        try:
+            connection = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=25)
+            try:
+                result = connection.execute("PRAGMA quick_check").fetchone()
+                connection.execute("SELECT id FROM info").fetchone()
+            finally:
+                connection.close()
+        except sqlite3.Error:
+            return False
+        return result is not None and result[0] == "ok"

@@ -100,7 +100,7 @@ class Daemon:
 
 
 def make_daemons(cfg: Config) -> list[Daemon]:
-    from stratus.object.auditor import ObjectAuditor
+    from stratus.object.auditor import DatabaseAuditor, ObjectAuditor
     from stratus.object.db_replicator import DatabaseReplicator
     from stratus.object.diskfile import DiskFileManager
     from stratus.object.expirer import ObjectExpirer
@@ -120,14 +120,21 @@ def make_daemons(cfg: Config) -> list[Daemon]:
     account_replicator = DatabaseReplicator("account", devices, rings, ips=ips, port=section.account_port,
                                             mount_check=section.mount_check, timeout=timeout)
 
+    object_auditor = ObjectAuditor(manager)
+    db_auditor = DatabaseAuditor(devices, mount_check=section.mount_check)
+
+    def audit() -> None:
+        object_auditor.run_once()
+        db_auditor.run_once()
+
     def replicate() -> None:
         object_replicator.run_once()
         container_replicator.run_once()
         account_replicator.run_once()
 
-    candidates = [
+    candidates: list[tuple[str, Callable[[], Any], float]] = [
         ("replicator", replicate, section.replicator_interval),
-        ("auditor", ObjectAuditor(manager).run_once, section.auditor_interval),
+        ("auditor", audit, section.auditor_interval),
         ("updater", Updater(devices, rings, timeout=timeout).run_once, section.updater_interval),
         ("expirer", ObjectExpirer(manager, rings, timeout=timeout).run_once, section.expirer_interval),
         ("reaper", AccountReaper(devices, rings, ips=ips, port=section.account_port,

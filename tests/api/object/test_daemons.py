@@ -217,3 +217,22 @@ def test_database_replicator_restores_a_lost_container_db_and_merges_rows(cluste
     again = DatabaseReplicator("container", cluster.devices_dir, cluster.ring_dir, ips=LOCAL,
                                port=cluster.servers["container"].port).run_once()
     assert again["rows"] == 0  # sync points remembered: nothing is sent twice
+
+
+def test_a_corrupt_container_db_is_quarantined_and_rebuilt(cluster: Cluster) -> None:
+    from stratus.object.auditor import DatabaseAuditor
+
+    setup_container(cluster)
+    cluster.put_object(ACCOUNT, CONTAINER, "kept", b"abc")
+    cpart, cnodes = cluster.ring("container").get_nodes(ACCOUNT, CONTAINER)
+    db_file = _container_db(cluster, cnodes[1]["device"])
+    for extra in ("-wal", "-shm"):
+        Path(str(db_file) + extra).unlink(missing_ok=True)
+    db_file.write_bytes(b"this is not a database" * 100)
+    stats = DatabaseAuditor(cluster.devices_dir).run_once()
+    assert stats["quarantined"] == 1
+    assert not db_file.exists()
+    assert cluster.client.head(cluster.url(cnodes[1], cpart, ACCOUNT, CONTAINER)).status_code == 404
+    DatabaseReplicator("container", cluster.devices_dir, cluster.ring_dir, ips=LOCAL,
+                       port=cluster.servers["container"].port).run_once()
+    assert [o["name"] for o in cluster.listing(ACCOUNT, CONTAINER, 1)] == ["kept"]
