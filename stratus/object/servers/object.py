@@ -98,17 +98,18 @@ class ObjectServer:
         if stat.st_size != df.size():
             self.manager.quarantine(df)
             return plain(404)
-        media_type = meta.get("Content-Type", "application/octet-stream")
+        # Given as a header, not media_type: Starlette would add "; charset=utf-8" to text types.
+        headers["content-type"] = meta.get("Content-Type", "application/octet-stream")
         if req.method == "GET" and stat.st_size <= SMALL_BODY and "range" not in req.headers:
             try:
                 with open(df.data_file, "rb") as data:
                     body = data.read()
             except FileNotFoundError:
                 return plain(404)
-            return Response(body, 200, headers, media_type=media_type)
+            return Response(body, 200, headers)
         if req.method == "HEAD":
-            return Response(b"", 200, headers, media_type=media_type)
-        return ObjectFileResponse(df.data_file, headers=headers, media_type=media_type, stat_result=stat)
+            return Response(b"", 200, headers)
+        return ObjectFileResponse(df.data_file, headers=headers, stat_result=stat)
 
     # -- writes ----------------------------------------------------------------------------------
     async def put(self, req: Request, df: DiskFile, name: str) -> Response:
@@ -213,6 +214,8 @@ class ObjectServer:
         if not partition.isdigit():
             raise HTTPError(400, "Invalid partition")
         suffixes = [s for s in parts[2].split("-") if s] if len(parts) > 2 else []
+        if not all(len(s) == 3 and all(c in "0123456789abcdef" for c in s) for s in suffixes):
+            raise HTTPError(400, "Invalid suffixes")
         try:
             hashes = await asyncio.to_thread(self.manager.get_hashes, device, partition, suffixes)
             objects = await asyncio.to_thread(self.manager.suffix_files, device, partition, suffixes) \

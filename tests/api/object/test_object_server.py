@@ -25,7 +25,7 @@ def test_put_then_get_returns_the_bytes_and_metadata(object_client: TestClient) 
     assert response.headers["etag"] == hashlib.md5(b"hello").hexdigest()
     got = object_client.get(PATH)
     assert got.status_code == 200 and got.content == b"hello"
-    assert got.headers["content-type"].startswith("text/plain")
+    assert got.headers["content-type"] == "text/plain"  # exactly as stored
     assert got.headers["x-object-meta-color"] == "red"
     assert got.headers["x-object-sysmeta-acl"] == "private"
     assert got.headers["x-timestamp"] == ts == got.headers["x-backend-timestamp"]
@@ -106,6 +106,7 @@ def test_expired_objects_are_not_served(object_client: TestClient) -> None:
 def test_range_requests(object_client: TestClient) -> None:
     data = bytes(range(256)) * 4096
     object_client.put(PATH, content=data, headers={"x-timestamp": stamp()})
+    assert object_client.head(PATH).headers["content-type"] == "application/octet-stream"
     part = object_client.get(PATH, headers={"range": "bytes=1000-1999"})
     assert part.status_code == 206 and part.content == data[1000:2000]
     whole = object_client.get(PATH)
@@ -117,8 +118,12 @@ def test_replicate_reports_suffix_hashes_and_objects(object_client: TestClient) 
     hashes = object_client.request("REPLICATE", "/d1/3").json()["hashes"]
     assert len(hashes) == 1
     suffix = next(iter(hashes))
-    detail = object_client.request("REPLICATE", f"/d1/3/{suffix}").json()
+    detail = object_client.post(f"/d1/3/{suffix}", headers={"x-backend-replicate": "true"}).json()
     assert [f.endswith(".data") for files in detail["objects"].values() for f in files] == [True]
+    # Suffixes are three hex digits: nothing else reaches the file system.
+    assert object_client.request("REPLICATE", "/d1/3/..").status_code == 400
+    assert object_client.request("REPLICATE", "/d1/3/abc-../x").status_code == 400
+    assert (object_client.app.manager.devices_dir / "d1" / "objects" / "3" / "hashes.json").exists()  # type: ignore[attr-defined]
 
 
 def test_a_body_cut_short_is_never_committed(cluster: Cluster) -> None:
