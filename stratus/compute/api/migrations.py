@@ -58,10 +58,14 @@ def list_migrations(request: Request, ctx: Caller, version: Version) -> dict[str
     with service(request).db.transaction() as session:
         rows = list(session.scalars(query))
         flavor_ids = {f for row in rows for f in (row.old_flavor_id, row.new_flavor_id) if f}
-        flavor_keys = dict(session.execute(sa.select(models.Flavor.flavorid, models.Flavor.id)
-                                           .where(models.Flavor.flavorid.in_(flavor_ids)))
-                           .tuples().all()) if flavor_ids else {}
+        flavor_keys: dict[str, int] = {}
+        if flavor_ids:
+            flavor_keys = {str(f): int(k) for f, k in session.execute(
+                sa.select(models.Flavor.flavorid, models.Flavor.id).where(models.Flavor.flavorid.in_(flavor_ids)))}
         dests = {row.dest_compute for row in rows if row.dest_compute}
-        addresses = dict(session.execute(sa.select(models.ComputeNode.host, models.ComputeNode.host_ip)
-                                         .where(models.ComputeNode.host.in_(dests))).tuples().all()) if dests else {}
+        addresses: dict[str, str] = {}
+        if dests:
+            node = models.ComputeNode
+            addresses = {str(h): str(ip) for h, ip in session.execute(
+                sa.select(node.host, node.host_ip).where(node.host.in_(dests)))}
         return {"migrations": [_view(request, row, version, flavor_keys, addresses) for row in rows]}
