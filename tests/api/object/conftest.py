@@ -144,12 +144,23 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    yield from make_cluster(tmp_path, devices=3)
+
+
+@pytest.fixture
+def cluster4(tmp_path: Path) -> Iterator[Cluster]:
+    """Four devices for three replicas: every partition has a handoff device."""
+    yield from make_cluster(tmp_path, devices=4)
+
+
+def make_cluster(tmp_path: Path, devices: int) -> Iterator[Cluster]:
     ports = {kind: free_port() for kind in node.KINDS}
     cfg = config_mod.load(state_dir=tmp_path / "state", environ={
         "STRATUS_OBJECT__ACCOUNT_PORT": str(ports["account"]),
         "STRATUS_OBJECT__CONTAINER_PORT": str(ports["container"]),
         "STRATUS_OBJECT__OBJECT_PORT": str(ports["object"]),
         "STRATUS_OBJECT__PART_POWER": "4",
+        "STRATUS_OBJECT__DEVICES": str(devices),
     })
     ring_dir = node.ensure_local_cluster(cfg)
     apps = node.make_apps(cfg)

@@ -236,3 +236,39 @@ def test_a_corrupt_container_db_is_quarantined_and_rebuilt(cluster: Cluster) -> 
     DatabaseReplicator("container", cluster.devices_dir, cluster.ring_dir, ips=LOCAL,
                        port=cluster.servers["container"].port).run_once()
     assert [o["name"] for o in cluster.listing(ACCOUNT, CONTAINER, 1)] == ["kept"]
+
+
+def test_a_handoff_partition_goes_to_its_primaries_and_leaves_the_handoff(cluster4: Cluster) -> None:
+    cluster = cluster4
+    setup_container(cluster)
+    ring = cluster.ring("object")
+    part, nodes = ring.get_nodes(ACCOUNT, CONTAINER, "h")
+    handoff = next(iter(ring.get_more_nodes(part)))
+    # The proxy wrote to the handoff while the third primary was down.
+    for n in (nodes[0], nodes[1], handoff):
+        assert cluster.client.put(cluster.url(n, part, ACCOUNT, CONTAINER, "h"), content=b"handed",
+                                  headers={"x-timestamp": stamp()}).status_code == 201
+    stats = replicator(cluster).run_once()
+    assert stats["reverted"] == 1 and stats["failures"] == 0
+    assert replicas(cluster, "h") == [(200, b"handed")] * 3
+    assert not (cluster.devices_dir / handoff["device"] / "objects" / str(part)).exists()
+    assert cluster.client.get(cluster.url(handoff, part, ACCOUNT, CONTAINER, "h")).status_code == 404
+
+
+def test_a_handoff_container_db_goes_to_its_primaries(cluster4: Cluster) -> None:
+    cluster = cluster4
+    cluster.create_account(ACCOUNT)
+    ring = cluster.ring("container")
+    part, nodes = ring.get_nodes(ACCOUNT, "handed")
+    handoff = next(iter(ring.get_more_nodes(part)))
+    for n in (nodes[0], nodes[1], handoff):
+        assert cluster.client.put(cluster.url(n, part, ACCOUNT, "handed"),
+                                  headers={"x-timestamp": stamp()}).status_code == 201
+    cluster.client.put(cluster.url(handoff, part, ACCOUNT, "handed", "obj"),
+                       headers={"x-timestamp": stamp(), "x-size": "3", "x-etag": "e"})
+    stats = DatabaseReplicator("container", cluster.devices_dir, cluster.ring_dir, ips=LOCAL,
+                               port=cluster.servers["container"].port).run_once()
+    assert stats["removed"] == 1
+    for i in range(3):
+        assert [o["name"] for o in cluster.listing(ACCOUNT, "handed", i)] == ["obj"]
+    assert cluster.client.head(cluster.url(handoff, part, ACCOUNT, "handed")).status_code == 404

@@ -128,6 +128,10 @@ def test_property_replicas_on_distinct_devices_and_zones_when_possible(zones: li
         assert len(set(devs)) == 3
         if zones_suffice:
             assert len({zone_of(builder, d) for d in devs}) == 3
+    if zones_suffice:  # and then each device also holds its weight's share
+        assigned = builder.assigned_parts()
+        for dev_id, want in builder.desired_parts().items():
+            assert abs(assigned[dev_id] - want) <= max(1.0, 0.01 * want)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
