@@ -88,23 +88,51 @@ def _tempauth(url: str, user: str, key: str) -> tuple[str, str]:
 
 
 # -- Stratus ----------------------------------------------------------------------------------------
+def _stratus_env(port: int) -> dict[str, str]:
+    return {"STRATUS_IDENTITY__PORT": str(peers.free_port()), "STRATUS_IMAGE__PORT": str(peers.free_port()),
+            "STRATUS_NETWORK__PORT": str(peers.free_port()), "STRATUS_COMPUTE__PORT": str(peers.free_port()),
+            "STRATUS_COMPUTE__METADATA_PORT": str(peers.free_port()),
+            "STRATUS_OBJECT__PORT": str(port), "STRATUS_OBJECT__ACCOUNT_PORT": str(peers.free_port()),
+            "STRATUS_OBJECT__CONTAINER_PORT": str(peers.free_port()),
+            "STRATUS_OBJECT__OBJECT_PORT": str(peers.free_port()),
+            "STRATUS_OBJECT__PART_POWER": str(PART_POWER),
+            "STRATUS_OBJECT__TEMPAUTH_USERS": "bench:tester:testing:.admin",
+            "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": "bench-Admin-pw1", "STRATUS_SERVER__LOG_LEVEL": "warning"}
+
+
 def start_stratus(workdir: Path) -> Cluster:
+    """`stratus up`: the proxy, the storage node and the other services in one process."""
     state = workdir / "stratus"
     state.mkdir()
     port = peers.free_port()
-    env = {"STRATUS_IDENTITY__PORT": str(peers.free_port()), "STRATUS_IMAGE__PORT": str(peers.free_port()),
-           "STRATUS_NETWORK__PORT": str(peers.free_port()), "STRATUS_COMPUTE__PORT": str(peers.free_port()),
-           "STRATUS_COMPUTE__METADATA_PORT": str(peers.free_port()),
-           "STRATUS_OBJECT__PORT": str(port), "STRATUS_OBJECT__ACCOUNT_PORT": str(peers.free_port()),
-           "STRATUS_OBJECT__CONTAINER_PORT": str(peers.free_port()),
-           "STRATUS_OBJECT__OBJECT_PORT": str(peers.free_port()),
-           "STRATUS_OBJECT__PART_POWER": str(PART_POWER),
-           "STRATUS_OBJECT__TEMPAUTH_USERS": "bench:tester:testing:.admin",
-           "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": "bench-Admin-pw1", "STRATUS_SERVER__LOG_LEVEL": "warning"}
     log = state / "stratus-up.log"
-    proc = peers.start([str(STRATUS), "up", "--state-dir", str(state)], log, env=env, cwd=state)
-    cluster = Cluster("stratus", "", "", [proc])
+    proc = peers.start([str(STRATUS), "up", "--state-dir", str(state)], log, env=_stratus_env(port), cwd=state)
+    cluster = Cluster("stratus-up", "", "", [proc])
     _wait_http(f"http://127.0.0.1:{port}/healthcheck", proc, log)
+    cluster.storage_url, cluster.token = _tempauth(f"http://127.0.0.1:{port}", "bench:tester", "testing")
+    return cluster
+
+
+def start_stratus_split(workdir: Path) -> Cluster:
+    """The same layout as two processes, as Swift runs: `stratus serve object-node` (account,
+    container and object servers) and `stratus serve object-proxy`."""
+    state = workdir / "stratus"
+    state.mkdir()
+    port = peers.free_port()
+    env = _stratus_env(port)
+    python = STRATUS.parent / "python"
+    subprocess.run([str(python), "-c", "import sys; from pathlib import Path; from stratus.core import config; "
+                    "from stratus.object.node import ensure_local_cluster; "
+                    "ensure_local_cluster(config.load(state_dir=Path(sys.argv[1])))", str(state)],
+                   check=True, env={**os.environ, **env})
+    subprocess.run([str(STRATUS), "bootstrap", "--state-dir", str(state)], check=True, capture_output=True,
+                   env={**os.environ, **env})
+    log = state / "stratus.log"
+    cluster = Cluster("stratus-split", "", "")
+    for role in ("object-node", "object-proxy"):
+        cluster.processes.append(peers.start([str(STRATUS), "serve", "--state-dir", str(state), role], log,
+                                             env=env, cwd=state))
+    _wait_http(f"http://127.0.0.1:{port}/healthcheck", cluster.processes[-1], log)
     cluster.storage_url, cluster.token = _tempauth(f"http://127.0.0.1:{port}", "bench:tester", "testing")
     return cluster
 
@@ -384,8 +412,9 @@ def main() -> None:
     load = os.getloadavg()[0]
     results: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory(dir=BENCH_DIR, prefix=".objstore-") as tmp:
-        for name, start in (("stratus", start_stratus), ("swift", start_swift)):
-            if args.only and args.only != name:
+        for name, start in (("stratus-up", start_stratus), ("stratus-split", start_stratus_split),
+                            ("swift", start_swift)):
+            if args.only and not name.startswith(args.only):
                 continue
             workdir = Path(tmp) / name
             workdir.mkdir()
@@ -408,28 +437,34 @@ def main() -> None:
 def report(results: dict[str, dict[str, object]], args: argparse.Namespace, load: float) -> None:
     print(f"\nobject storage, 3 replicas, 4 KiB objects at concurrency {args.concurrency} for {args.duration:.0f} s; "
           f"{args.large_mib} MiB objects (load average at start {load:.2f})")
-    print(f"{'figure':<22}{'stratus':>14}{'swift':>14}{'ratio':>9}")
+    print("stratus-up: `stratus up`, one process; stratus-split: storage node and proxy as two processes")
+    print(f"{'figure':<20}{'swift':>10}{'stratus-up':>12}{'ratio':>8}{'stratus-split':>15}{'ratio':>8}")
     rows = []
     for method in ("PUT", "GET", "HEAD"):
         rows.append((f"small {method} ops/s", lambda r, m=method: r["small"][m]["rate"], 2.0))
         rows.append((f"small {method} p99 ms", lambda r, m=method: r["small"][m]["p99_ms"], None))
     rows += [("large PUT MB/s", lambda r: r["large"]["put"], 1.2), ("large GET MB/s", lambda r: r["large"]["get"], 1.2)]
-    flagged = False
+    below = []
     for label, pick, target in rows:
-        values = [pick(results[n]) if n in results else None for n in ("stratus", "swift")]
-        text = [f"{v:>14.1f}" if v is not None else f"{'-':>14}" for v in values]
-        ratio = ""
-        if None not in values and values[1]:
-            value = values[0] / values[1]  # type: ignore[operator]
-            ratio = f"{value:>8.2f}x" + ("" if target is None or value >= target else " (below target)")
-        print(f"{label:<22}{text[0]}{text[1]}  {ratio}")
+        swift = pick(results["swift"]) if "swift" in results else None
+        line = f"{label:<20}" + (f"{swift:>10.1f}" if swift is not None else f"{'-':>10}")
+        for name, width in (("stratus-up", 12), ("stratus-split", 15)):
+            value = pick(results[name]) if name in results else None
+            line += f"{value:>{width}.1f}" if value is not None else f"{'-':>{width}}"
+            if value is not None and swift:
+                ratio = value / swift
+                line += f"{ratio:>7.2f}x"
+                if target is not None and ratio < target:
+                    below.append(f"{name} {label} ({ratio:.2f}x, target {target}x)")
+            else:
+                line += f"{'':>8}"
+        print(line)
     for name, result in results.items():
         errors = sum(v["errors"] for v in result["small"].values())  # type: ignore[attr-defined]
         if errors:
-            flagged = True
             print(f"FLAGGED: {name} answered {errors:.0f} requests with errors")
-    if flagged:
-        print("FLAGGED run: see the errors above")
+    if below:
+        print("below target: " + "; ".join(below))
 
 
 if __name__ == "__main__":

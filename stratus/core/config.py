@@ -114,6 +114,8 @@ class NetworkConfig(Section):
 class ComputeConfig(Section):
     port: int = Field(default=8774, ge=0, le=65535)
     metadata_port: int = Field(default=8775, ge=0, le=65535)
+    # Signs the metadata proxy's X-Instance-ID headers (empty: made once in STATE_DIR/metadata-secret).
+    metadata_shared_secret: str = ""
     # The hypervisor driver of this node's compute agent: "fake" keeps instances in memory.
     driver: str = Field(default="fake", pattern="^(fake)$")
     # This node's name (empty: the machine's host name).

@@ -107,7 +107,9 @@ async def verified(body: Body, *, md5: str | None = None, sha256: str | None = N
                    limit: int | None = None, length: int | None = None) -> AsyncIterator[bytes]:
     """`body`, checked as it streams: the last chunk is held back until the digests match, so a
     mismatch aborts the nodes' uploads before they can commit (422, or 400 for a bad SHA-256)."""
-    md5_hash, sha_hash = hashlib.md5(usedforsecurity=False), hashlib.sha256() if sha256 else None
+    # The MD5 is computed only to check a given ETag (the nodes compute their own for the answer).
+    md5_hash = hashlib.md5(usedforsecurity=False) if md5 else None
+    sha_hash = hashlib.sha256() if sha256 else None
     held: bytes | None = None
     size = 0
     async for chunk in body:
@@ -116,7 +118,8 @@ async def verified(body: Body, *, md5: str | None = None, sha256: str | None = N
         size += len(chunk)
         if limit is not None and size > limit:
             raise SwiftError(413, "Upload exceeds the quota or the maximum object size")
-        md5_hash.update(chunk)
+        if md5_hash is not None:
+            md5_hash.update(chunk)
         if sha_hash is not None:
             sha_hash.update(chunk)
         if held is not None:
@@ -124,7 +127,7 @@ async def verified(body: Body, *, md5: str | None = None, sha256: str | None = N
         held = chunk
     if length is not None and size != length:
         raise SwiftError(499, "The client sent fewer bytes than Content-Length")
-    if md5 and md5_hash.hexdigest() != md5.strip('"').lower():
+    if md5_hash is not None and md5 and md5_hash.hexdigest() != md5.strip('"').lower():
         raise SwiftError(422, "Unprocessable Entity: the ETag does not match the body's MD5")
     if sha_hash is not None and sha256 and sha_hash.hexdigest() != sha256.lower():
         raise SwiftError(400, "XAmzContentSHA256Mismatch")
