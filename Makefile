@@ -2,8 +2,9 @@
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
 # Debian packages the project needs on the machine: qemu-utils makes and inspects disk images in the
-# image tests, genisoimage makes the ISO one; wrk drives the benchmarks.
-DEB_PACKAGES := qemu-utils genisoimage wrk
+# image tests, genisoimage makes the ISO one; wrk drives the benchmarks; memcached is the cache of the
+# real Swift that bench/objstore.py runs beside Stratus.
+DEB_PACKAGES := qemu-utils genisoimage wrk memcached
 STATE_DIR ?= state
 
 .PHONY: install up test lint bench
@@ -32,3 +33,4 @@ bench: install
 	.venv/bin/python bench/identity.py --keystone-cache
 	.venv/bin/python bench/image.py
 	.venv/bin/python bench/network.py
+	.venv/bin/python bench/objstore.py
