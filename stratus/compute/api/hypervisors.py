@@ -23,6 +23,7 @@ from stratus.compute.api.deps import Caller, Version, base_url, enforce, service
 from stratus.compute.api.microversion import APIVersion
 from stratus.compute.zones import COMPUTE_BINARY
 from stratus.core import errors
+from stratus.core.db import utcnow
 
 router = APIRouter(prefix="/v2.1", tags=["hypervisors"])
 
@@ -235,6 +236,25 @@ def show_hypervisor(request: Request, hypervisor_id: str, ctx: Caller, version: 
     with service(request).db.transaction() as session:
         node = _find(session, hypervisor_id, version)
         return {"hypervisor": _render(request, session, [node], version, detail=True, with_servers=with_servers)[0]}
+
+
+@router.get("/os-hypervisors/{hypervisor_id}/uptime")
+def uptime(request: Request, hypervisor_id: str, ctx: Caller, version: Version) -> dict[str, Any]:
+    """How long the host's compute service has been running, in the `uptime` command's words (the
+    fake driver has no kernel of its own to ask), with no users and no load."""
+    enforce(request, ctx, "hypervisors")
+    with service(request).db.transaction() as session:
+        node = _find(session, hypervisor_id, version)
+        view = _render(request, session, [node], version, detail=False)[0]
+        svc_row = _services(session, [node.host]).get(node.host)
+    now = utcnow()
+    since = svc_row.created_at if svc_row is not None else node.created_at
+    seconds = max(int((now - since).total_seconds()), 0)
+    days, rest = divmod(seconds, 86400)
+    hours, minutes = rest // 3600, rest % 3600 // 60
+    up = f"{days} day{'s' if days != 1 else ''}, {hours:2d}:{minutes:02d}" if days else f"{hours:2d}:{minutes:02d}"
+    view["uptime"] = f" {now:%H:%M:%S} up {up},  0 users,  load average: 0.00, 0.00, 0.00"
+    return {"hypervisor": view}
 
 
 def _search(request: Request, ctx: Any, version: APIVersion, pattern: str, *, servers: bool) -> dict[str, Any]:

@@ -109,11 +109,10 @@ def _legacy_action(request: Request, action: str, version: APIVersion, payload: 
     body = parse(HostBinary, payload)
     if action == "disable-log-reason" and body.disabled_reason is None:
         raise errors.BadRequest("Missing disabled reason field")
-    if action != "disable-log-reason" and body.disabled_reason is not None:
-        raise errors.BadRequest("Additional properties are not allowed ('disabled_reason' was unexpected)")
     with service(request).db.transaction() as session:
         row = _by_host_binary(session, body.host, body.binary)
-        _set_disabled(row, action != "enable", body.disabled_reason)
+        # The schema admits a reason with every action; only disable-log-reason records it.
+        _set_disabled(row, action != "enable", body.disabled_reason if action == "disable-log-reason" else None)
         view: dict[str, Any] = {"host": row.host, "binary": row.binary,
                                 "status": "disabled" if row.disabled else "enabled"}
         if action == "disable-log-reason":

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
+import sqlalchemy as sa
+
+from stratus.compute import models
 from stratus.core.db import utcnow
 from tests.api.compute.builders import SMALL, admin, make_host, make_instance, member
 from tests.conftest import ComputeHarness
@@ -135,3 +139,15 @@ def test_member_is_forbidden(compute: ComputeHarness) -> None:
     old = {**who.headers, "OpenStack-API-Version": "compute 2.52"}
     for path in ("/cmp/search", "/cmp/servers"):
         assert compute.client.get(f"/v2.1/os-hypervisors{path}", headers=old).status_code == 403, path
+
+
+def test_uptime_reads_like_the_uptime_command(compute: ComputeHarness) -> None:
+    ids = _cloud(compute)
+    with compute.service.db.transaction() as session:
+        session.execute(sa.update(models.Service).where(models.Service.host == "cmp1").values(
+            created_at=utcnow() - dt.timedelta(days=3, hours=2, minutes=5)))
+    shown = _get(compute, f"/{ids['cmp1'][1]}/uptime")["hypervisor"]
+    assert shown["id"] == ids["cmp1"][1] and shown["state"] == "up"
+    assert re.match(r"^ \d\d:\d\d:\d\d up 3 days,  2:0[56],  0 users,  load average: 0\.00, 0\.00, 0\.00$",
+                    shown["uptime"]), shown["uptime"]
+    _get(compute, "/00000000-0000-4000-8000-000000000000/uptime", status=404)

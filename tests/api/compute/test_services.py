@@ -87,6 +87,11 @@ def test_legacy_enable_disable_with_reason_and_force_down(compute: ComputeHarnes
                               headers=headers).status_code == 404
     assert compute.client.put("/v2.1/os-services/disable", json={"host": "h1"}, headers=headers).status_code == 400
     assert compute.client.put("/v2.1/os-services/reboot", json=body, headers=headers).status_code == 404
+    # A reason sent with a plain disable is admitted by the schema but not recorded.
+    plain = compute.client.put("/v2.1/os-services/disable", json={**body, "disabled_reason": "ignored"},
+                               headers=headers)
+    assert plain.status_code == 200 and "disabled_reason" not in plain.json()["service"]
+    assert _services(compute, "2.11")[0]["disabled_reason"] is None
 
 
 def test_update_by_uuid_at_253(compute: ComputeHarness) -> None:
