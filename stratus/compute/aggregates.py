@@ -68,16 +68,18 @@ def _lock_hosts(session: Session, hosts: list[str]) -> None:
 
 
 def conflicting_zones(session: Session, aggregate_id: int, hosts: list[str], zone: str) -> list[str]:
-    """Zones other than `zone` that other aggregates put any of `hosts` in."""
+    """Zones other than `zone` that other aggregates put any of `hosts` in. A locking read: it sees
+    the latest committed rows even where the transaction reads from an older snapshot (MariaDB's
+    repeatable read), once the hosts' service rows are locked."""
     if not hosts:
         return []
-    rows = session.scalars(sa.select(models.AggregateMetadata.value).distinct()
+    rows = session.scalars(sa.select(models.AggregateMetadata.value)
                            .join(models.AggregateHost,
                                  models.AggregateHost.aggregate_id == models.AggregateMetadata.aggregate_id)
                            .where(models.AggregateHost.host.in_(hosts), models.AggregateMetadata.key == AZ_KEY,
                                   models.AggregateMetadata.aggregate_id != aggregate_id,
-                                  models.AggregateMetadata.value != zone))
-    return sorted(rows)
+                                  models.AggregateMetadata.value != zone).with_for_update())
+    return sorted(set(rows))
 
 
 def _hosts_with_instances(session: Session, hosts: list[str]) -> bool:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import pytest
 
 from tests.api.compute.builders import admin, make_host, make_instance, member
 from tests.conftest import ComputeHarness
@@ -152,3 +156,34 @@ def test_member_is_forbidden(compute: ComputeHarness) -> None:
     assert compute.client.delete(url, headers=who.headers).status_code == 403
     assert compute.client.post(f"{url}/action", json={"add_host": {"host": "h"}},
                                headers=who.headers).status_code == 403
+
+
+def test_concurrent_joins_to_two_zones_let_one_through(compute: ComputeHarness, database_url: str) -> None:
+    """Two operators put one host into aggregates of different zones at the same moment: the row
+    lock on the host's service lets exactly one of them through (PostgreSQL and MariaDB)."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("row locks are what this checks; SQLite has none")
+    rounds = 4
+    _hosts(compute, *(f"race{i}" for i in range(rounds)))
+    az1, az2 = _create(compute, "race-a", "az1"), _create(compute, "race-b", "az2")
+    headers = admin(compute)
+
+    def join(agg_id: int, host: str, barrier: threading.Barrier) -> int:
+        barrier.wait()
+        response = compute.client.post(f"/v2.1/os-aggregates/{agg_id}/action", json={"add_host": {"host": host}},
+                                       headers=headers)
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for i in range(rounds):
+            barrier = threading.Barrier(2)
+            futures = [pool.submit(join, agg["id"], f"race{i}", barrier) for agg in (az1, az2)]
+            codes = sorted(future.result() for future in futures)
+            assert codes == [200, 409], codes
+    zones_of: dict[str, str] = {}
+    for agg in (az1, az2):
+        shown = compute.client.get(f"/v2.1/os-aggregates/{agg['id']}", headers=headers).json()["aggregate"]
+        for host in shown["hosts"]:
+            assert host not in zones_of
+            zones_of[host] = shown["availability_zone"]
+    assert len(zones_of) == rounds
