@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
+# A node connection's send buffer above this makes the upload wait for the node (backpressure).
+DRAIN_ABOVE = 1024 * 1024
 _IDLE_SECONDS = 2.0  # below uvicorn's 5 s keep-alive: never reuse a connection the node is closing
 
 
@@ -56,7 +58,7 @@ class Pool:
                 return conn
             conn.close()
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, int(port), limit=CHUNK * 2),
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, int(port), limit=CHUNK * 4),
                                                     self.connect_timeout)
         except (TimeoutError, OSError) as exc:
             raise BackendError(f"cannot connect to {ip}:{port}: {exc!r}") from exc
@@ -193,28 +195,37 @@ class BackendResponse:
         try:
             if self.chunked:
                 while True:
-                    line = await asyncio.wait_for(reader.readline(), self.timeout)
+                    async with asyncio.timeout(self.timeout):
+                        line = await reader.readline()
                     chunk_size = int(line.split(b";")[0].strip() or b"0", 16)
                     if chunk_size == 0:
-                        while (await asyncio.wait_for(reader.readline(), self.timeout)) not in (b"\r\n", b""):
-                            pass
+                        async with asyncio.timeout(self.timeout):
+                            while (await reader.readline()) not in (b"\r\n", b""):
+                                pass
                         break
                     left = chunk_size
                     while left:
-                        data = await asyncio.wait_for(reader.read(min(left, size)), self.timeout)
+                        async with asyncio.timeout(self.timeout):
+                            data = await reader.read(min(left, size))
                         if not data:
                             raise BackendError("connection closed inside a chunk")
                         left -= len(data)
                         yield data
-                    await asyncio.wait_for(reader.readexactly(2), self.timeout)
+                    async with asyncio.timeout(self.timeout):
+                        await reader.readexactly(2)
                 self._finish(reusable=True)
             elif self.remaining == -1:
-                while data := await asyncio.wait_for(reader.read(size), self.timeout):
+                while True:
+                    async with asyncio.timeout(self.timeout):
+                        data = await reader.read(size)
+                    if not data:
+                        break
                     yield data
                 self._finish(reusable=False)
             else:
                 while self.remaining:
-                    data = await asyncio.wait_for(reader.read(min(self.remaining or 0, size)), self.timeout)
+                    async with asyncio.timeout(self.timeout):
+                        data = await reader.read(min(self.remaining or 0, size))
                     if not data:
                         raise BackendError("connection closed before the body was complete")
                     self.remaining = (self.remaining or 0) - len(data)
@@ -266,16 +277,28 @@ class Upload:
             return False
         return False
 
-    async def send(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes) -> bool:
+        """Queue `chunk` for the node; True when its send buffer is full enough to wait for it."""
+        if self.failed or self.conn is None:
+            return False
+        writer = self.conn.writer
+        if writer.is_closing():
+            self.abort()
+            return False
+        if self.length is None:
+            writer.write(b"%x\r\n" % len(chunk))
+            writer.write(chunk)
+            writer.write(b"\r\n")
+        else:
+            writer.write(chunk)
+        return writer.transport.get_write_buffer_size() > DRAIN_ABOVE
+
+    async def drain(self) -> None:
         if self.failed or self.conn is None:
             return
         try:
-            if self.length is None:
-                self.conn.writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-            else:
-                self.conn.writer.write(chunk)
-            await asyncio.wait_for(self.conn.writer.drain(), self.pool.node_timeout)
-        except (TimeoutError, OSError):
+            await self.conn.writer.drain()
+        except OSError:
             self.abort()
 
     async def finish(self) -> BackendResponse | None:

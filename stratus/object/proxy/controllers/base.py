@@ -179,7 +179,16 @@ class Cluster:
             async for chunk in body:
                 if not chunk:
                     continue
-                await asyncio.gather(*(u.send(chunk) for u in uploads if not u.failed))
+                full = [u for u in uploads if u.write(chunk)]
+                if full:
+                    # Backpressure: wait for the slow nodes (a node silent for node_timeout is dropped).
+                    try:
+                        async with asyncio.timeout(self.pool.node_timeout):
+                            await asyncio.gather(*(u.drain() for u in full))
+                    except TimeoutError:
+                        for upload in full:
+                            if upload.conn is not None and upload.conn.writer.transport.get_write_buffer_size():
+                                upload.abort()
                 if sum(not u.failed for u in uploads) < need:
                     raise SwiftError(503, "Too many storage nodes failed during the upload.")
         except BaseException:
