@@ -5,7 +5,10 @@ transaction that takes the resources.
 
 from __future__ import annotations
 
+import weakref
+
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,42 +45,57 @@ def _live_instances() -> sa.ColumnElement[bool]:
     return sa.and_(inst.deleted.is_(False), sa.not_(sa.and_(inst.vm_state == "error", inst.host.is_(None))))
 
 
-def usage(session: Session, project_id: str) -> dict[str, int]:
-    """What the project holds of each resource (0 for those counted per user, group or request)."""
+def usage(session: Session, project_id: str, *, current: bool = False) -> dict[str, int]:
+    """What the project holds of each resource (0 for those counted per user, group or request).
+
+    `current`: read the latest committed rows even where the transaction reads a snapshot (MariaDB's
+    REPEATABLE READ), as a check under the project lock must."""
     inst = models.Instance
-    count, cores, ram = session.execute(
-        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(inst.vcpus), 0),
-                  sa.func.coalesce(sa.func.sum(inst.memory_mb), 0))
-        .where(inst.project_id == project_id, _live_instances())).one()
-    groups = session.scalar(sa.select(sa.func.count()).select_from(models.ServerGroup)
-                            .where(models.ServerGroup.project_id == project_id)) or 0
+    locking = current and session.get_bind().dialect.name in ("mysql", "mariadb")
+    totals = (sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(inst.vcpus), 0),
+                        sa.func.coalesce(sa.func.sum(inst.memory_mb), 0))
+              .where(inst.project_id == project_id, _live_instances()))
+    groups = (sa.select(sa.func.count()).select_from(models.ServerGroup)
+              .where(models.ServerGroup.project_id == project_id))
+    if locking:
+        totals, groups = totals.with_for_update(read=True), groups.with_for_update(read=True)
+    count, cores, ram = session.execute(totals).one()
     used = dict.fromkeys(RESOURCES, 0)
-    used.update(instances=int(count), cores=int(cores), ram=int(ram), server_groups=int(groups))
+    used.update(instances=int(count), cores=int(cores), ram=int(ram), server_groups=int(session.scalar(groups) or 0))
     return used
+
+
+# Engines -> projects whose lock row is known to exist (the rows are never deleted).
+_KNOWN_LOCKS: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
 
 
 def lock_project(session: Session, project_id: str) -> None:
     """Hold the project's quota lock until the transaction ends.
 
-    PostgreSQL/MariaDB: a row lock (SELECT ... FOR UPDATE) on the project's ProjectLock row. The row
-    is made, when missing, in a short transaction of its own: made inside the caller's transaction,
-    concurrent first boots on MariaDB would all wait on the same uncommitted row and deadlock when
-    they upgrade their shared locks. SQLite: the database's write lock, taken by a write at once
-    (writers are serialized, and the reads that follow see every committed write).
+    PostgreSQL/MariaDB: a row lock (SELECT ... FOR UPDATE) on the project's ProjectLock row, taken
+    before the transaction reads anything else when the caller makes it its first statement. A
+    missing row is made beforehand on a connection of its own, committed at once: made inside the
+    caller's transaction, concurrent first boots on MariaDB would wait on the same uncommitted row
+    and deadlock upgrading their shared locks, and a plain read to look for it would fix
+    MariaDB's snapshot before the lock is held. SQLite: the database's write lock, taken by a write
+    at once (writers are serialized, and the reads that follow see every committed write).
     """
     lock = models.ProjectLock
-    if session.get_bind().dialect.name == "sqlite":
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
         touched = session.execute(sa.update(lock).where(lock.project_id == project_id)
                                   .values(project_id=project_id))
         if not touched.rowcount:  # type: ignore[attr-defined]
             _insert_in_savepoint(session, project_id)
         return
-    select = sa.select(lock.project_id).where(lock.project_id == project_id)
-    if session.scalar(select) is None:
-        _insert_committed(session, project_id)
-    if session.scalar(select.with_for_update()) is None:  # made by nobody: last resort, in our transaction
+    known = _KNOWN_LOCKS.setdefault(bind.engine, set())
+    if project_id not in known:
+        _ensure_row(bind.engine, project_id)
+        known.add(project_id)
+    select = sa.select(lock.project_id).where(lock.project_id == project_id).with_for_update()
+    if session.scalar(select) is None:  # removed behind our back: make it in our transaction
         _insert_in_savepoint(session, project_id)
-        session.scalar(select.with_for_update())
+        session.scalar(select)
 
 
 def _insert_in_savepoint(session: Session, project_id: str) -> None:
@@ -88,14 +106,17 @@ def _insert_in_savepoint(session: Session, project_id: str) -> None:
         pass  # another transaction made it: its row lock is what we wait on next
 
 
-def _insert_committed(session: Session, project_id: str) -> None:
-    """INSERT the lock row on a connection of its own, committed at once; a duplicate is fine."""
-    engine = session.get_bind().engine
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.insert(models.ProjectLock).values(project_id=project_id))
-    except IntegrityError:
-        pass
+def _ensure_row(engine: Engine, project_id: str) -> None:
+    """The lock row, made on a connection of its own and committed at once; a duplicate is fine."""
+    lock = models.ProjectLock
+    with engine.connect() as conn:
+        if conn.scalar(sa.select(lock.project_id).where(lock.project_id == project_id)) is not None:
+            return
+        try:
+            conn.execute(sa.insert(lock).values(project_id=project_id))
+            conn.commit()
+        except IntegrityError:
+            conn.rollback()
 
 
 def check(session: Session, project_id: str, settings: ComputeConfig, deltas: dict[str, int]) -> None:
@@ -108,7 +129,7 @@ def check(session: Session, project_id: str, settings: ComputeConfig, deltas: di
     if unknown:
         raise ValueError(f"unknown quota resources: {sorted(unknown)}")
     allowed = limits(session, project_id, settings)
-    used = usage(session, project_id)
+    used = usage(session, project_id, current=True)
     overs = sorted(name for name, amount in wanted.items()
                    if allowed[name] >= 0 and used[name] + amount > allowed[name])
     if overs:
