@@ -15,6 +15,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from stratus.object.db import CONNECTIONS
 from stratus.object.diskfile import Corrupt, DiskFileManager
 from stratus.object.utils import device_path
 
@@ -96,6 +97,7 @@ class DatabaseAuditor:
                         target = device_dir / "quarantined" / kind / db_file.parent.name
                         target.parent.mkdir(parents=True, exist_ok=True)
                         shutil.rmtree(target, ignore_errors=True)
+                        CONNECTIONS.forget(str(db_file))
                         os.rename(db_file.parent, target)
                         stats["quarantined"] += 1
         return stats

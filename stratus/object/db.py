@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,6 +69,51 @@ class DatabaseMissing(Exception):
     pass
 
 
+class ConnectionCache:
+    """Open connections kept per database file, one user at a time each.
+
+    Opening costs little, but closing the last connection of a WAL database checkpoints it and
+    removes the WAL, which made every row update several times dearer. A file replaced on disk
+    (quarantined, re-created) has a new inode and so gets a new connection.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[str, int], tuple[sqlite3.Connection, threading.RLock]] = OrderedDict()
+
+    @contextmanager
+    def use(self, path: str, inode: int) -> Iterator[sqlite3.Connection]:
+        key = (path, inode)
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                connection = sqlite3.connect(path, timeout=25, isolation_level=None, check_same_thread=False)
+                connection.row_factory = sqlite3.Row
+                connection.execute("PRAGMA synchronous=NORMAL")
+                item = self._items[key] = (connection, threading.RLock())
+                while len(self._items) > self.size:
+                    _, (old, old_lock) = self._items.popitem(last=False)
+                    if old_lock.acquire(blocking=False):  # one in use closes when its user is done
+                        old.close()
+                        old_lock.release()
+            self._items.move_to_end(key)
+        connection, lock = item
+        with lock:
+            yield connection
+
+    def forget(self, path: str) -> None:
+        """Close the connections to `path` (before its file is moved or removed)."""
+        with self._lock:
+            for key in [k for k in self._items if k[0] == path]:
+                connection, lock = self._items.pop(key)
+                with lock:
+                    connection.close()
+
+
+CONNECTIONS = ConnectionCache()
+
+
 def db_path(device_dir: Path, kind: str, partition: int | str, name_hash: str) -> Path:
     return device_dir / kind / str(partition) / name_hash[-3:] / name_hash / f"{name_hash}.db"
 
@@ -92,15 +139,12 @@ class Broker:
 
     @contextmanager
     def conn(self) -> Iterator[sqlite3.Connection]:
-        if not self.path.exists():
-            raise DatabaseMissing(str(self.path))
-        connection = sqlite3.connect(self.path, timeout=25, isolation_level=None, check_same_thread=False)
         try:
-            connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA synchronous=NORMAL")
+            inode = os.stat(self.path).st_ino
+        except FileNotFoundError as exc:
+            raise DatabaseMissing(str(self.path)) from exc
+        with CONNECTIONS.use(str(self.path), inode) as connection:
             yield connection
-        finally:
-            connection.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from stratus.object.db import AccountBroker, Broker, ContainerBroker
+from stratus.object.db import CONNECTIONS, AccountBroker, Broker, ContainerBroker
 from stratus.object.ring.ring import Ring, RingError
 from stratus.object.servers.common import REPLICATE_HEADERS
 from stratus.object.utils import device_path
@@ -72,6 +72,7 @@ class DatabaseReplicator:
         broker.reclaim(self.reclaim_age)
         info = broker.info()
         if broker.is_deleted(info) and time.time() - float(info["delete_timestamp"]) > self.reclaim_age:
+            CONNECTIONS.forget(str(db_file))
             shutil.rmtree(db_file.parent, ignore_errors=True)  # every replica has had time to see it
             stats["removed"] += 1
             return
@@ -86,6 +87,7 @@ class DatabaseReplicator:
             if not ok:
                 stats["failures"] += 1
         if not is_primary and all_ok and primaries:
+            CONNECTIONS.forget(str(db_file))
             shutil.rmtree(db_file.parent, ignore_errors=True)
             stats["removed"] += 1
 

@@ -29,8 +29,66 @@ from stratus.object.servers.dbserver import DatabaseServer, missing_or_deleted, 
 from stratus.object.updater import account_update_headers
 
 
+class RowBatcher:
+    """Object rows for one container database merged in one transaction.
+
+    Concurrent PUTs into one container would otherwise queue on SQLite's write lock, whose busy
+    handler sleeps; here rows that arrive while a transaction runs wait in memory and go in the next.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, list[tuple[dict[str, Any], asyncio.Future[bool]]]] = {}
+        self._writers: set[asyncio.Task[None]] = set()  # held so that they are not collected mid-run
+
+    async def merge(self, broker: ContainerBroker, row: dict[str, Any]) -> bool:
+        """True once the row is in the database; False when the container is missing or deleted."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        key = str(broker.path)
+        queue = self._pending.get(key)
+        if queue is None:
+            self._pending[key] = [(row, future)]
+            task = asyncio.create_task(self._write(broker, key))
+            self._writers.add(task)
+            task.add_done_callback(self._writers.discard)
+        else:
+            queue.append((row, future))
+        return await future
+
+    async def _write(self, broker: ContainerBroker, key: str) -> None:
+        while self._pending.get(key):
+            batch = self._pending[key]
+            self._pending[key] = []
+            try:
+                stored = await asyncio.to_thread(_merge_if_alive, broker, [row for row, _ in batch])
+            except Exception as exc:  # every waiter gets the error (a 500 for its request)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(stored)
+        self._pending.pop(key, None)
+
+
+def _merge_if_alive(broker: ContainerBroker, rows: list[dict[str, Any]]) -> bool:
+    gone, _ = missing_or_deleted(broker)
+    if gone:
+        return False
+    broker.merge_items(rows)
+    return True
+
+
+def _info_or_none(broker: ContainerBroker) -> dict[str, Any] | None:
+    return missing_or_deleted(broker)[1]
+
+
 class ContainerServer(DatabaseServer):
     broker_class = ContainerBroker
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rows = RowBatcher()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await serve(self.handle, scope, receive, send)
@@ -133,19 +191,18 @@ class ContainerServer(DatabaseServer):
         if req.method not in ("PUT", "DELETE"):
             raise HTTPError(405, "Method Not Allowed")
         broker = self._broker(device, partition, account, container, writing=True)
-        gone, info = await asyncio.to_thread(missing_or_deleted, broker)
-        if gone:
-            return not_found(info)
         if req.method == "PUT":
             size = req.headers.get("x-size", "0")
             if not size.isdigit():
                 raise HTTPError(400, "Invalid X-Size")
-            await asyncio.to_thread(broker.put_object, obj, timestamp, int(size),
-                                    req.headers.get("x-content-type", "application/octet-stream"),
-                                    req.headers.get("x-etag", ""))
-            return plain(201)
-        await asyncio.to_thread(broker.put_object, obj, timestamp, 0, "", "", True)
-        return plain(204)
+            row = {"name": obj, "created_at": timestamp, "size": int(size),
+                   "content_type": req.headers.get("x-content-type", "application/octet-stream"),
+                   "etag": req.headers.get("x-etag", ""), "deleted": 0}
+        else:
+            row = {"name": obj, "created_at": timestamp, "size": 0, "content_type": "", "etag": "", "deleted": 1}
+        if not await self.rows.merge(broker, row):
+            return not_found(await asyncio.to_thread(_info_or_none, broker))
+        return plain(201 if req.method == "PUT" else 204)
 
     async def _tell_account(self, req: Request, broker: ContainerBroker, info: dict[str, Any]) -> None:
         names = [info["account"], info["container"]]

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 from starlette.responses import Response
 
 from stratus.object.db import Broker, DatabaseMissing, db_path, merge_metadata
 from stratus.object.servers.common import HTTPError, Request, plain
+from stratus.object.servers.nodeclient import NodeClient, NodeRequestError
 from stratus.object.updater import node_url
 from stratus.object.utils import device_path, has_room, hash_path
 
@@ -26,13 +26,7 @@ class DatabaseServer:
         self.mount_check = mount_check
         self.reserve = reserve
         self.node_timeout = node_timeout
-        self._client: httpx.AsyncClient | None = None
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.node_timeout)
-        return self._client
+        self.client = NodeClient(node_timeout)
 
     def device_dir(self, device: str, writing: bool = False) -> Path:
         path = device_path(self.devices_dir, device, self.mount_check)
@@ -77,10 +71,9 @@ class DatabaseServer:
             return False
         url = node_url(host.split(",")[0].strip(), device.split(",")[0].strip(), partition, *names)
         try:
-            response = await self.client.request(method, url, headers=headers)
-        except httpx.HTTPError:
+            return (await self.client.request(method, url, headers)) // 100 == 2
+        except NodeRequestError:
             return False
-        return response.status_code // 100 == 2
 
 
 def receive_replication(broker: Broker, body: dict[str, Any]) -> dict[str, Any]:

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from starlette.responses import FileResponse, Response
 
 from stratus.object.diskfile import Conflict, Corrupt, DeviceUnavailable, DiskFile, DiskFileManager
 from stratus.object.servers.common import HTTPError, Request, http_date, plain, serve
+from stratus.object.servers.nodeclient import NodeClient, NodeRequestError
 from stratus.object.updater import node_url, save_pending
 
 # Headers stored with the object and given back on GET/HEAD (besides X-Object-Meta-*/Sysmeta-*).
@@ -37,16 +37,10 @@ class ObjectServer:
     def __init__(self, manager: DiskFileManager, *, node_timeout: float = 10.0) -> None:
         self.manager = manager
         self.node_timeout = node_timeout
-        self._client: httpx.AsyncClient | None = None
+        self.client = NodeClient(node_timeout)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await serve(self.handle, scope, receive, send)
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.node_timeout)
-        return self._client
 
     async def handle(self, req: Request) -> Response:
         if req.is_replicate:
@@ -198,10 +192,9 @@ class ObjectServer:
                   "container": container, "obj": obj, "headers": headers}
         url = node_url(host, device, partition, account, container, obj)
         try:
-            response = await self.client.request(op, url, headers=headers)
-            if response.status_code // 100 == 2:
+            if (await self.client.request(op, url, headers)) // 100 == 2:
                 return
-        except httpx.HTTPError:
+        except NodeRequestError:
             pass
         await asyncio.to_thread(save_pending, df.device_dir, record)
 
