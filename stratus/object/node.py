@@ -171,5 +171,5 @@ def start_node(cfg: Config, *, daemons: bool = True) -> list[Listener]:
         for daemon in make_daemons(cfg):
             daemon.start()
             atexit.register(daemon.stop)
-    return [Listener(f"object-{kind}-server", apps[kind], node_port(cfg, kind)) for kind in KINDS]
+    return [Listener(f"{kind}-server", apps[kind], node_port(cfg, kind)) for kind in KINDS]
 
