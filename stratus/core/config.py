@@ -195,6 +195,11 @@ class ObjectConfig(Section):
     reaper_interval: float = Field(default=300.0, ge=0)
     # Timeout of one storage-node-to-storage-node request (updates, replication).
     node_timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("devices_dir", "ring_dir", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any) -> Any:
+        return None if value == "" else value  # "" would otherwise be Path("."), the working directory
     # Proxy side (Swift API and S3 on one port).
     port: int = Field(default=8080, ge=0, le=65535)
     # TempAuth users, "account:user:key[:group group]" (.admin owns the account, .reseller_admin all).

@@ -110,3 +110,10 @@ def test_serve_object_node_runs_the_three_servers(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         code = process.wait(20)
     assert code == 0, (tmp_path / "node.log").read_text()
+
+
+def test_empty_paths_in_the_configuration_mean_the_defaults(tmp_path: Path) -> None:
+    cfg = config_mod.load(state_dir=tmp_path, environ={"STRATUS_OBJECT__RING_DIR": "",
+                                                       "STRATUS_OBJECT__DEVICES_DIR": ""})
+    assert node.ring_dir(cfg) == tmp_path / "object" / "rings"
+    assert node.devices_dir(cfg) == tmp_path / "object" / "devices"
