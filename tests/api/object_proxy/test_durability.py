@@ -74,7 +74,8 @@ def test_get_falls_back_and_x_newest_picks_the_latest(proxy: ProxyHarness) -> No
         assert http.get(f"{base}/o", headers={"X-Newest": "true"}).content == b"new"
 
 
-def test_a_full_device_is_replaced_by_a_handoff(proxy: ProxyHarness) -> None:
+@pytest.mark.parametrize("size", [1000, 200_000])  # sent whole, and streamed after 100-continue
+def test_a_full_device_is_replaced_by_a_handoff(proxy: ProxyHarness, size: int) -> None:
     alpha = proxy.users["alpha"]
     name = unique("full")
     base = f"{proxy.account_url(alpha)}/{name}"
@@ -84,7 +85,7 @@ def test_a_full_device_is_replaced_by_a_handoff(proxy: ProxyHarness) -> None:
         full.full = True
         try:
             for index in range(10):
-                assert http.put(f"{base}/o{index}", content=b"x" * 1000).status_code == 201
+                assert http.put(f"{base}/o{index}", content=b"x" * size).status_code == 201
         finally:
             full.full = False
     for index in range(10):
