@@ -114,6 +114,13 @@ class ConnectionCache:
 CONNECTIONS = ConnectionCache()
 
 
+def _after(text: str) -> str | None:
+    """The smallest string greater than every string starting with `text` (None: there is none)."""
+    while text and ord(text[-1]) == 0x10FFFF:
+        text = text[:-1]
+    return text[:-1] + chr(ord(text[-1]) + 1) if text else None
+
+
 def db_path(device_dir: Path, kind: str, partition: int | str, name_hash: str) -> Path:
     return device_dir / kind / str(partition) / name_hash[-3:] / name_hash / f"{name_hash}.db"
 
@@ -264,8 +271,10 @@ class Broker:
         if prefix:
             where.append("name >= ?")
             args.append(prefix)
-            where.append("name < ?")
-            args.append(prefix[:-1] + chr(ord(prefix[-1]) + 1))
+            upper = _after(prefix)
+            if upper is not None:
+                where.append("name < ?")
+                args.append(upper)
         sql = (f"SELECT {columns} FROM {self.table} WHERE {' AND '.join(where)} "
                f"ORDER BY name {'DESC' if reverse else 'ASC'} LIMIT ?")
         return connection.execute(sql, [*args, limit]).fetchall()
@@ -294,7 +303,10 @@ class Broker:
                     if reverse:
                         marker = subdir
                     else:
-                        marker = subdir[:-1] + chr(ord(subdir[-1]) + 1)
+                        upper = _after(subdir)
+                        if upper is None:
+                            return out
+                        marker = upper
                     if subdir != (out[-1].get("subdir") if out else None) and subdir != given_marker:
                         out.append({"subdir": subdir})
                     break  # re-query from the new marker

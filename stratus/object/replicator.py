@@ -26,7 +26,7 @@ import httpx
 from stratus.object.diskfile import Corrupt, DeviceUnavailable, DiskFileManager, read_meta, split_name
 from stratus.object.ring.ring import Ring, RingError
 from stratus.object.servers.common import REPLICATE_HEADERS
-from stratus.object.updater import node_url
+from stratus.object.updater import node_url, wire
 
 log = logging.getLogger("stratus.object.replicator")
 
@@ -188,9 +188,9 @@ class ObjectReplicator:
         try:
             if path is not None:
                 with open(path, "rb") as body:
-                    response = self.client.request(method, url, headers=headers, content=_chunks(body))
+                    response = self.client.request(method, url, headers=wire(headers), content=_chunks(body))
             else:
-                response = self.client.request(method, url, headers=headers)
+                response = self.client.request(method, url, headers=wire(headers))
         except (httpx.HTTPError, OSError) as exc:
             log.info("replicator: push to %s:%s failed: %s", peer["ip"], peer["port"], exc)
             return False

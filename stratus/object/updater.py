@@ -33,6 +33,11 @@ def node_url(host: str, device: str, partition: int | str, *names: str) -> str:
     return f"http://{host}/{path}"
 
 
+def wire(headers: dict[str, str]) -> dict[bytes, bytes]:
+    """Header values as the servers keep them (latin-1 text of the bytes received) back to bytes."""
+    return {name.encode("latin-1"): value.encode("latin-1", "replace") for name, value in headers.items()}
+
+
 def save_pending(device_dir: Path, record: dict[str, Any]) -> Path:
     """Durably keep an update for later (temp file + rename, like any object write)."""
     pending = device_dir / PENDING_DIR
@@ -86,7 +91,7 @@ class Updater:
                 path.unlink(missing_ok=True)
                 continue
             try:
-                response = self.client.request(method, url, headers=headers)
+                response = self.client.request(method, url, headers=wire(headers))
                 ok = response.status_code // 100 == 2 or response.status_code == 404 and method == "DELETE"
             except httpx.HTTPError:
                 ok = False

@@ -38,7 +38,9 @@ class Request:
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope, self.receive = scope, receive
         self.method: str = scope["method"]
-        self.headers: dict[str, str] = {k.decode("latin-1").lower(): v.decode("utf-8", "surrogateescape")
+        # latin-1 maps bytes to characters one to one, and Starlette writes headers back as latin-1:
+        # a metadata value (UTF-8 bytes from the client) is stored and returned byte for byte.
+        self.headers: dict[str, str] = {k.decode("latin-1").lower(): v.decode("latin-1")
                                          for k, v in scope["headers"]}
         raw = scope.get("raw_path") or scope["path"].encode()
         self.raw_path = raw.split(b"?", 1)[0].decode("latin-1")
@@ -104,6 +106,20 @@ class Request:
         return b"".join(parts)
 
 
+def header_text(value: str) -> str:
+    """A header value as text (UTF-8 when its bytes are UTF-8), for what goes into a listing."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+def iso_date(timestamp: str | float) -> str:
+    micros = int(round(float(timestamp) * 1_000_000))
+    seconds, fraction = divmod(micros, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:06d}"
+
+
 def plain(status: int, body: str = "", headers: dict[str, str] | None = None) -> Response:
     return Response(body.encode(), status_code=status, headers=headers or {}, media_type="text/plain")
 
@@ -115,9 +131,6 @@ def http_date(timestamp: str | float) -> str:
     return formatdate(whole, usegmt=True)
 
 
-def iso_date(timestamp: str | float) -> str:
-    value = float(timestamp)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(value)) + f".{int(round(value % 1, 6) * 1e6):06d}"
 
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -16,6 +16,7 @@ from stratus.object.db import ContainerBroker
 from stratus.object.servers.common import (
     HTTPError,
     Request,
+    header_text,
     iso_date,
     listing_format,
     listing_params,
@@ -196,7 +197,7 @@ class ContainerServer(DatabaseServer):
             if not size.isdigit():
                 raise HTTPError(400, "Invalid X-Size")
             row = {"name": obj, "created_at": timestamp, "size": int(size),
-                   "content_type": req.headers.get("x-content-type", "application/octet-stream"),
+                   "content_type": header_text(req.headers.get("x-content-type", "application/octet-stream")),
                    "etag": req.headers.get("x-etag", ""), "deleted": 0}
         else:
             row = {"name": obj, "created_at": timestamp, "size": 0, "content_type": "", "etag": "", "deleted": 1}

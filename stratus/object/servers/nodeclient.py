@@ -36,7 +36,8 @@ class NodeClient:
             if any(c in name + value for c in "\r\n"):
                 raise NodeRequestError(f"bad header {name!r}")
             lines.append(f"{name}: {value}")
-        data = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+        # Header values are the latin-1 text of the bytes the servers received: latin-1 gives them back.
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
         for attempt in (0, 1):
             reused, reader, writer = await self._connect(host, port, fresh=attempt > 0)
             try:

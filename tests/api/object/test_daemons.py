@@ -272,3 +272,19 @@ def test_a_handoff_container_db_goes_to_its_primaries(cluster4: Cluster) -> None
     for i in range(3):
         assert [o["name"] for o in cluster.listing(ACCOUNT, "handed", i)] == ["obj"]
     assert cluster.client.head(cluster.url(handoff, part, ACCOUNT, "handed")).status_code == 404
+
+
+def test_utf8_metadata_and_content_type_survive_replication_and_listings(cluster: Cluster) -> None:
+    setup_container(cluster)
+    part, nodes = cluster.ring("object").get_nodes(ACCOUNT, CONTAINER, "u")
+    cpart, cnodes = cluster.ring("container").get_nodes(ACCOUNT, CONTAINER)
+    value, ctype = "naïve ☂".encode(), "text/plain; name=é".encode()
+    for i, n in enumerate(nodes[:2]):
+        cluster.client.put(cluster.url(n, part, ACCOUNT, CONTAINER, "u"), content=b"x", headers={
+            b"x-timestamp": stamp().encode(), b"x-object-meta-w": value, b"content-type": ctype,
+            b"x-container-host": f"127.0.0.1:{cnodes[i]['port']}".encode(),
+            b"x-container-device": cnodes[i]["device"].encode(), b"x-container-partition": str(cpart).encode()})
+    replicator(cluster).run_once()
+    raw = dict(cluster.client.head(cluster.url(nodes[2], part, ACCOUNT, CONTAINER, "u")).headers.raw)
+    assert raw[b"x-object-meta-w"] == value and raw[b"content-type"] == ctype
+    assert cluster.listing(ACCOUNT, CONTAINER)[0]["content_type"] == "text/plain; name=é"

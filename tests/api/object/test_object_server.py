@@ -137,3 +137,21 @@ def test_a_body_cut_short_is_never_committed(cluster: Cluster) -> None:
     response = cluster.client.get(f"http://127.0.0.1:{port}/d1/3/AUTH_a/c/partial")
     assert response.status_code == 404
     assert list((cluster.devices_dir / "d1" / "tmp").iterdir()) == []
+
+
+def test_metadata_bytes_come_back_unchanged(cluster: Cluster) -> None:
+    url = f"http://127.0.0.1:{cluster.servers['object'].port}{PATH}"  # (TestClient cannot carry such headers)
+    value = "café ☕".encode()
+    cluster.client.put(url, content=b"x", headers={b"x-timestamp": stamp().encode(), b"x-object-meta-drink": value,
+                                                   b"content-type": "text/plain; name=ü".encode()})
+    raw = dict(cluster.client.head(url).headers.raw)
+    assert raw[b"x-object-meta-drink"] == value
+    assert raw[b"content-type"] == "text/plain; name=ü".encode()
+
+
+def test_a_prefix_at_the_end_of_unicode_lists_without_error(container_client: TestClient) -> None:
+    container_client.put("/d1/7/AUTH_a/c", headers={"x-timestamp": stamp()})
+    top = "\U0010ffff"
+    response = container_client.get("/d1/7/AUTH_a/c", params={"format": "json", "prefix": top,
+                                                               "delimiter": top})
+    assert response.status_code == 200 and response.json() == []
