@@ -75,6 +75,8 @@ def _parse_update(body: Any, version: Any) -> tuple[dict[str, int], bool]:
 def update_quota_set(request: Request, project_id: str, ctx: Caller, version: Version,
                      body: Payload = None) -> dict[str, Any]:
     enforce(request, ctx, "quotas:update", {"project_id": project_id})
+    if "user_id" in request.query_params:
+        raise errors.BadRequest("Quotas of a single user are not supported; set the project's.")
     wanted, force = _parse_update(body, version)
     svc = service(request)
     with svc.db.transaction() as session:

@@ -81,7 +81,7 @@ def test_filters_sort_and_pages_with_next_links(seeded: ComputeHarness) -> None:
 
 def test_create_returns_200_with_the_view_and_generates_an_id(compute: ComputeHarness) -> None:
     made = make(compute, name="big", ram="1024", vcpus=2, disk=10, swap=512, rxtx_factor=2.5,
-                **{"OS-FLV-EXT-DATA:ephemeral": 5, "os-flavor-access:is_public": "false"})
+                **{"OS-FLV-EXT-DATA:ephemeral": 5, "os-flavor-access:is_public": "false"})  # type: ignore[arg-type]
     assert made["ram"] == 1024 and made["swap"] == 512 and made["OS-FLV-EXT-DATA:ephemeral"] == 5
     assert made["rxtx_factor"] == 2.5 and made["os-flavor-access:is_public"] is False
     assert len(made["id"]) == 36

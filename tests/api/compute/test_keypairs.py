@@ -84,9 +84,11 @@ def test_duplicates_bad_names_and_bodies(compute: ComputeHarness) -> None:
     assert "Key pair 'dup' already exists." == message(compute.client.post(
         "/v2.1/os-keypairs", json={"keypair": {"name": "dup", "public_key": ED25519}},
         headers=alice.headers), 409)
-    for body in ({"keypair": {"name": "a.b"}}, {"keypair": {"name": ""}}, {"keypair": {}},
-                 {"keypair": {"name": "x", "colour": "red"}}, {"keypair": {"name": "x", "type": "pgp"}},
-                 {"name": "x"}, {"keypair": {"name": "x", "public_key": 5}}):
+    bodies: list[dict[str, Any]] = [{"keypair": {"name": "a.b"}}, {"keypair": {"name": ""}}, {"keypair": {}},
+                                    {"keypair": {"name": "x", "colour": "red"}},
+                                    {"keypair": {"name": "x", "type": "pgp"}}, {"name": "x"},
+                                    {"keypair": {"name": "x", "public_key": 5}}]
+    for body in bodies:
         response = compute.client.post("/v2.1/os-keypairs", json=body, headers=alice.headers)
         assert response.status_code == 400, (body, response.text)
 
