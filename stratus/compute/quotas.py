@@ -45,23 +45,29 @@ def _live_instances() -> sa.ColumnElement[bool]:
     return sa.and_(inst.deleted.is_(False), sa.not_(sa.and_(inst.vm_state == "error", inst.host.is_(None))))
 
 
-def usage(session: Session, project_id: str, *, current: bool = False) -> dict[str, int]:
+_INSTANCE_RESOURCES = frozenset({"instances", "cores", "ram"})
+
+
+def usage(session: Session, project_id: str, *, current: bool = False,
+          only: frozenset[str] | set[str] | None = None) -> dict[str, int]:
     """What the project holds of each resource (0 for those counted per user, group or request).
 
     `current`: read the latest committed rows even where the transaction reads a snapshot (MariaDB's
-    REPEATABLE READ), as a check under the project lock must."""
+    REPEATABLE READ), as a check under the project lock must. `only`: count just these resources
+    (the others show 0)."""
     inst = models.Instance
     locking = current and session.get_bind().dialect.name in ("mysql", "mariadb")
-    totals = (sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(inst.vcpus), 0),
-                        sa.func.coalesce(sa.func.sum(inst.memory_mb), 0))
-              .where(inst.project_id == project_id, _live_instances()))
-    groups = (sa.select(sa.func.count()).select_from(models.ServerGroup)
-              .where(models.ServerGroup.project_id == project_id))
-    if locking:
-        totals, groups = totals.with_for_update(read=True), groups.with_for_update(read=True)
-    count, cores, ram = session.execute(totals).one()
     used = dict.fromkeys(RESOURCES, 0)
-    used.update(instances=int(count), cores=int(cores), ram=int(ram), server_groups=int(session.scalar(groups) or 0))
+    if only is None or only & _INSTANCE_RESOURCES:
+        totals = (sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(inst.vcpus), 0),
+                            sa.func.coalesce(sa.func.sum(inst.memory_mb), 0))
+                  .where(inst.project_id == project_id, _live_instances()))
+        count, cores, ram = session.execute(totals.with_for_update(read=True) if locking else totals).one()
+        used.update(instances=int(count), cores=int(cores), ram=int(ram))
+    if only is None or "server_groups" in only:
+        groups = (sa.select(sa.func.count()).select_from(models.ServerGroup)
+                  .where(models.ServerGroup.project_id == project_id))
+        used["server_groups"] = int(session.scalar(groups.with_for_update(read=True) if locking else groups) or 0)
     return used
 
 
@@ -129,7 +135,7 @@ def check(session: Session, project_id: str, settings: ComputeConfig, deltas: di
     if unknown:
         raise ValueError(f"unknown quota resources: {sorted(unknown)}")
     allowed = limits(session, project_id, settings)
-    used = usage(session, project_id, current=True)
+    used = usage(session, project_id, current=True, only=set(wanted))
     overs = sorted(name for name, amount in wanted.items()
                    if allowed[name] >= 0 and used[name] + amount > allowed[name])
     if overs:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from stratus.compute import models, quotas
 from stratus.core import errors
@@ -89,12 +90,16 @@ def test_lock_project_is_idempotent_in_one_transaction_and_across(db: Database) 
         assert session.get(models.ProjectLock, "p") is not None
 
 
-def test_concurrent_boots_of_one_project_never_pass_its_limit(db: Database) -> None:
+@pytest.mark.parametrize("read_first", [False, True], ids=["lock-first", "read-first"])
+def test_concurrent_boots_of_one_project_never_pass_its_limit(db: Database, read_first: bool) -> None:
     """Twelve threads race to boot into a fresh project allowed three instances: exactly three win,
-    the others get the quota error, none fails otherwise (no deadlock on the first lock row)."""
+    the others get the quota error, none fails otherwise (no deadlock on the first lock row).
+    read-first: the transaction reads before it locks (as a resize does), which on MariaDB fixes its
+    snapshot early; the check must still count what was committed meanwhile."""
     settings = ComputeConfig(quota_instances=3)
     project = f"p-{uuid.uuid4().hex[:8]}"
     barrier = threading.Barrier(12)
+    barrier_read = threading.Barrier(12)
     outcomes: list[str] = []
     guard = threading.Lock()
 
@@ -102,6 +107,9 @@ def test_concurrent_boots_of_one_project_never_pass_its_limit(db: Database) -> N
         barrier.wait()
         try:
             with db.transaction() as session:
+                if read_first:
+                    session.scalar(sa.select(sa.func.count()).select_from(models.Instance))
+                    barrier_read.wait()
                 quotas.lock_project(session, project)
                 quotas.check(session, project, settings, {"instances": 1, "cores": 1, "ram": 512})
                 session.add(instance(project))
