@@ -332,6 +332,7 @@ class DiskFile:
                 except OSError as exc:
                     if exc.errno == errno.ENOSPC:
                         raise DeviceUnavailable("device is full") from exc
+                    # Other errors: a file system without fallocate; the writes will tell.
             yield writer
         finally:
             writer.close()

@@ -227,10 +227,12 @@ def stored_headers(headers: dict[str, str]) -> dict[str, str]:
 def response_headers(meta: dict[str, str]) -> dict[str, str]:
     headers = {k: v for k, v in meta.items() if k.startswith(("x-object-meta-", "x-object-sysmeta-"))
                or k in KEPT_HEADERS}
-    timestamp = meta.get("X-Timestamp", "")
+    # After a POST the object's timestamp is the POST's (as Swift answers); the data's is kept apart.
+    data_timestamp = meta.get("X-Timestamp", "")
+    timestamp = meta.get("X-Meta-Timestamp") or data_timestamp
     headers.update({"etag": meta.get("ETag", ""), "content-length": meta.get("Content-Length", "0"),
                     "x-timestamp": timestamp, "x-backend-timestamp": timestamp,
-                    "last-modified": http_date(timestamp or 0)})
+                    "x-backend-data-timestamp": data_timestamp, "last-modified": http_date(timestamp or 0)})
     if meta.get("X-Delete-At"):
         headers["x-delete-at"] = meta["X-Delete-At"]
     return headers

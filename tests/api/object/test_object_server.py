@@ -66,10 +66,13 @@ def test_delete_leaves_a_tombstone_with_its_timestamp(object_client: TestClient)
 def test_post_replaces_user_metadata_and_keeps_sysmeta(object_client: TestClient) -> None:
     object_client.put(PATH, content=b"x", headers={"x-timestamp": stamp(), "x-object-meta-a": "1",
                                                    "x-object-sysmeta-keep": "k", "content-type": "text/plain"})
-    response = object_client.post(PATH, headers={"x-timestamp": stamp(1), "x-object-meta-b": "2",
+    posted = stamp(1)
+    response = object_client.post(PATH, headers={"x-timestamp": posted, "x-object-meta-b": "2",
                                                  "content-type": "image/png"})
     assert response.status_code == 202
     head = object_client.head(PATH)
+    assert head.headers["x-timestamp"] == head.headers["x-backend-timestamp"] == posted
+    assert head.headers["x-backend-data-timestamp"] < posted
     assert head.headers["x-object-meta-b"] == "2" and "x-object-meta-a" not in head.headers
     assert head.headers["x-object-sysmeta-keep"] == "k"
     assert head.headers["content-type"] == "image/png"
