@@ -132,6 +132,8 @@ def start_stratus_split(workdir: Path) -> Cluster:
     for role in ("object-node", "object-proxy"):
         cluster.processes.append(peers.start([str(STRATUS), "serve", "--state-dir", str(state), role], log,
                                              env=env, cwd=state))
+    for kind in ("ACCOUNT", "CONTAINER", "OBJECT"):  # the proxy must not start writing before the node listens
+        _wait_http(f"http://127.0.0.1:{env[f'STRATUS_OBJECT__{kind}_PORT']}/", cluster.processes[0], log)
     _wait_http(f"http://127.0.0.1:{port}/healthcheck", cluster.processes[-1], log)
     cluster.storage_url, cluster.token = _tempauth(f"http://127.0.0.1:{port}", "bench:tester", "testing")
     return cluster
@@ -407,7 +409,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--large-mib", type=int, default=256)
-    parser.add_argument("--only", choices=("stratus", "swift"))
+    parser.add_argument("--only", choices=("stratus", "stratus-up", "stratus-split", "swift"))
     args = parser.parse_args()
     load = os.getloadavg()[0]
     results: dict[str, dict[str, object]] = {}
