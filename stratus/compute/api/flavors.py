@@ -205,7 +205,11 @@ def show_flavor(request: Request, flavor_id: str, ctx: Caller) -> dict[str, Any]
 # -- create, delete, update ---------------------------------------------------------------------
 
 def _parse_create(body: Any) -> dict[str, Any]:
-    spec = action_body(body, "flavor")
+    spec = dict(action_body(body, "flavor"))
+    # A description came with 2.55, beyond the versions served; openstacksdk's cloud layer sends
+    # `"description": null` whatever the version, which says nothing and is let through.
+    if "description" in spec and spec["description"] is None:
+        del spec["description"]
     known = {"name", "ram", "vcpus", "disk", "id", "OS-FLV-EXT-DATA:ephemeral", "swap", "rxtx_factor",
              "os-flavor-access:is_public"}
     extra = sorted(set(spec) - known)
