@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,11 +53,16 @@ def _state(files: list[str]) -> tuple[str | None, str | None, str | None]:
 
 class ObjectReplicator:
     def __init__(self, manager: DiskFileManager, ring_dir: Path, *, ips: set[str], port: int,
-                 timeout: float = 10.0, client: httpx.Client | None = None) -> None:
+                 timeout: float = 10.0, recheck_seconds: float = 300.0, client: httpx.Client | None = None) -> None:
         self.manager = manager
         self.ring_dir = Path(ring_dir)
         self.ips, self.port = ips, port
         self.client = client or httpx.Client(timeout=timeout)
+        # A partition found in sync with a peer is not asked about again while its local hashes stay
+        # the same, for up to recheck_seconds (the peer may have lost data meanwhile): most passes
+        # then cost no request at all.
+        self.recheck_seconds = recheck_seconds
+        self._in_sync: dict[tuple[str, int, int], tuple[dict[str, str], float]] = {}
 
     def run_once(self) -> dict[str, int]:
         stats = {"partitions": 0, "pushed": 0, "failures": 0, "reverted": 0}
@@ -110,13 +116,20 @@ class ObjectReplicator:
 
     def sync_with(self, device: str, part: int, peer: dict[str, Any], stats: dict[str, int],
                   everything: bool = False) -> bool:
+        key = (device, part, int(peer["id"]))
+        local = self.manager.get_hashes(device, part)
+        known = self._in_sync.get(key)
+        if not everything and known is not None and known[0] == local \
+                and time.monotonic() - known[1] < self.recheck_seconds:
+            return True
         remote = self._replicate(peer, part, [])
         if remote is None:
             return False
-        local = self.manager.get_hashes(device, part)
         differ = sorted(s for s, h in local.items() if everything or remote["hashes"].get(s) != h)
         if not differ:
+            self._in_sync[key] = (local, time.monotonic())
             return True
+        self._in_sync.pop(key, None)
         # Both sides recompute those suffixes before anything moves (the caches may be stale).
         local = self.manager.get_hashes(device, part, recalculate=differ)
         remote = self._replicate(peer, part, differ)

@@ -288,3 +288,28 @@ def test_utf8_metadata_and_content_type_survive_replication_and_listings(cluster
     raw = dict(cluster.client.head(cluster.url(nodes[2], part, ACCOUNT, CONTAINER, "u")).headers.raw)
     assert raw[b"x-object-meta-w"] == value and raw[b"content-type"] == ctype
     assert cluster.listing(ACCOUNT, CONTAINER)[0]["content_type"] == "text/plain; name=é"
+
+
+def test_partitions_found_in_sync_are_not_asked_about_again_until_they_change(cluster: Cluster) -> None:
+    import httpx
+
+    setup_container(cluster)
+    cluster.put_object(ACCOUNT, CONTAINER, "s", b"x")
+    sent: list[str] = []
+    client = httpx.Client(timeout=10, event_hooks={"request": [lambda request: sent.append(request.method)]})
+    daemon = ObjectReplicator(cluster.manager(), cluster.ring_dir, ips=LOCAL, port=cluster.servers["object"].port,
+                              client=client)
+    daemon.run_once()
+    assert sent and set(sent) == {"POST"}  # REPLICATE questions only: everything was in place
+    sent.clear()
+    daemon.run_once()
+    assert sent == []
+    part, nodes = cluster.ring("object").get_nodes(ACCOUNT, CONTAINER, "s")
+    cluster.client.delete(cluster.url(nodes[0], part, ACCOUNT, CONTAINER, "s"), headers={"x-timestamp": stamp(1)})
+    daemon.run_once()  # that partition changed on one device: asked again, and the tombstone goes out
+    assert "DELETE" in sent
+    assert [s for s, _ in replicas(cluster, "s")] == [404, 404, 404]
+    daemon.recheck_seconds = 0
+    sent.clear()
+    daemon.run_once()
+    assert sent  # and every partition is asked about again once recheck_seconds have passed
