@@ -10,6 +10,7 @@ A database on a handoff device is removed once every primary has it.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -32,7 +33,7 @@ RECLAIM_AGE = 7 * 24 * 3600
 class DatabaseReplicator:
     def __init__(self, kind: str, devices_dir: Path, ring_dir: Path, *, ips: set[str], port: int,
                  mount_check: bool = False, timeout: float = 10.0, reclaim_age: float = RECLAIM_AGE,
-                 client: httpx.Client | None = None) -> None:
+                 recheck_seconds: float = 300.0, client: httpx.Client | None = None) -> None:
         if kind not in ("account", "container"):
             raise ValueError(kind)
         self.kind = kind
@@ -43,6 +44,10 @@ class DatabaseReplicator:
         self.mount_check = mount_check
         self.reclaim_age = reclaim_age
         self.client = client or httpx.Client(timeout=timeout)
+        # As the object replicator: a database the peer had in full is not offered again while it is
+        # unchanged, for up to recheck_seconds (the peer may have lost it meanwhile).
+        self.recheck_seconds = recheck_seconds
+        self._in_sync: dict[tuple[str, int], tuple[str, float]] = {}
 
     def run_once(self) -> dict[str, int]:
         stats = {"databases": 0, "rows": 0, "failures": 0, "removed": 0}
@@ -106,6 +111,12 @@ class DatabaseReplicator:
     def sync_with(self, broker: Broker, info: dict[str, Any], peer: dict[str, Any], part: int,
                   name_hash: str, stats: dict[str, int]) -> bool:
         keys = ("account", "container", "put_timestamp", "delete_timestamp", "created_at")
+        # What the peer was last brought up to; unchanged since (and not too long ago): nothing to ask.
+        signature = json.dumps([info["id"], info["max_row"], info["metadata"], [info[k] for k in keys]],
+                               sort_keys=True)
+        known = self._in_sync.get((str(broker.path), int(peer["id"])))
+        if known is not None and known[0] == signature and time.monotonic() - known[1] < self.recheck_seconds:
+            return True
         answer = self._post(peer, part, name_hash, {"op": "sync", "id": info["id"],
                                                      "info": {k: info[k] for k in keys},
                                                      "metadata": info["metadata"]})
@@ -123,5 +134,6 @@ class DatabaseReplicator:
                 return False
             stats["rows"] += len(rows)
             point = last
+        self._in_sync[(str(broker.path), int(peer["id"]))] = (signature, time.monotonic())
         return True
 

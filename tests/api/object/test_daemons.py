@@ -313,3 +313,22 @@ def test_partitions_found_in_sync_are_not_asked_about_again_until_they_change(cl
     sent.clear()
     daemon.run_once()
     assert sent  # and every partition is asked about again once recheck_seconds have passed
+
+
+def test_unchanged_databases_are_not_offered_again(cluster: Cluster) -> None:
+    import httpx
+
+    setup_container(cluster)
+    cluster.put_object(ACCOUNT, CONTAINER, "x", b"x")
+    sent: list[str] = []
+    client = httpx.Client(timeout=10, event_hooks={"request": [lambda request: sent.append(str(request.url))]})
+    daemon = DatabaseReplicator("container", cluster.devices_dir, cluster.ring_dir, ips=LOCAL,
+                                port=cluster.servers["container"].port, client=client)
+    daemon.run_once()
+    assert sent
+    sent.clear()
+    daemon.run_once()
+    assert sent == []
+    cluster.put_object(ACCOUNT, CONTAINER, "y", b"y")  # a new row on every replica: offered again
+    daemon.run_once()
+    assert sent
