@@ -81,12 +81,12 @@ def test_ring_commands(tmp_path: Path) -> None:
     assert "no such builder" in run("show", "container", code=1)
 
 
-@pytest.mark.timeout(60)
-def test_serve_object_node_runs_the_three_servers(tmp_path: Path) -> None:
+@pytest.mark.timeout(90)
+def test_serve_object_node_runs_the_three_servers_and_the_daemons(tmp_path: Path) -> None:
     ports = {kind: free_port() for kind in node.KINDS}
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("STRATUS_")},
            **{f"STRATUS_OBJECT__{k.upper()}_PORT": str(p) for k, p in ports.items()},
-           "STRATUS_SERVER__LOG_LEVEL": "warning"}
+           "STRATUS_SERVER__LOG_LEVEL": "warning", "STRATUS_OBJECT__REPLICATOR_INTERVAL": "0.5"}
     cfg = config_mod.load(state_dir=tmp_path, environ=env)
     node.ensure_local_cluster(cfg)
     log = (tmp_path / "node.log").open("wb")
@@ -106,6 +106,15 @@ def test_serve_object_node_runs_the_three_servers(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{ports['object']}/d1/0/AUTH_a/c/o"
         assert httpx.put(url, content=b"x", headers={"x-timestamp": f"{time.time():.5f}"}).status_code == 201
         assert httpx.get(url).content == b"x"
+        # The replicator runs in the node: an object stored on one primary reaches the other two.
+        ring = Ring(node.ring_dir(cfg) / "object.ring.gz")
+        part, primaries = ring.get_nodes("AUTH_a", "c", "o2")
+        urls = [f"http://127.0.0.1:{ports['object']}/{n['device']}/{part}/AUTH_a/c/o2" for n in primaries]
+        assert httpx.put(urls[0], content=b"y", headers={"x-timestamp": f"{time.time():.5f}"}).status_code == 201
+        deadline = time.monotonic() + 30
+        while [httpx.get(u).status_code for u in urls] != [200, 200, 200]:
+            assert time.monotonic() < deadline, "the node's replicator did not copy the object"
+            time.sleep(0.3)
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(20)
