@@ -259,3 +259,16 @@ def test_lookup_is_fast(ring_file: Path) -> None:
     for i in range(20000):
         ring.get_nodes("AUTH_test", "c", f"object-{i}")
     assert (time.perf_counter() - started) / 20000 < 100e-6
+
+
+def test_replicas_spread_over_regions_first() -> None:
+    builder = RingBuilder(8, 3, 1)
+    for i in range(6):
+        builder.add_dev({"region": 1 + i // 3, "zone": 1 + i % 3, "ip": f"10.0.{i // 3}.1", "port": 6200,
+                         "device": f"sd{i}", "weight": 100})
+    builder.rebalance(now=NOW)
+    for devs in placements(builder):
+        regions = {builder.devs[d]["region"] for d in devs}  # type: ignore[index]
+        assert regions == {1, 2}
+        assert len({(builder.devs[d]["region"], builder.devs[d]["zone"]) for d in devs}) == 3  # type: ignore[index]
+    assert builder.balance() < 1.0
