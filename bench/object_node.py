@@ -10,6 +10,7 @@ a PUT is a temp file, its fsync, a rename, the directory's fsync and the contain
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -105,6 +106,7 @@ def main() -> None:
         rows.append(("object GET 256 MiB", size / 2**20 / (time.perf_counter() - started), "MB/s"))
     finally:
         peers.stop(proc)
+        shutil.rmtree(state, ignore_errors=True)
     print(f"{'operation':<38} {'rate':>10}")
     for name, rate, note in rows:
         print(f"{name:<38} {rate:>10.1f}  {note if note == 'MB/s' else 'ops/s, ' + note}")
