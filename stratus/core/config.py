@@ -193,6 +193,8 @@ class ObjectConfig(Section):
     updater_interval: float = Field(default=30.0, ge=0)
     expirer_interval: float = Field(default=60.0, ge=0)
     reaper_interval: float = Field(default=300.0, ge=0)
+    # How fast the auditor reads objects back, so it never starves the servers (0: no limit).
+    auditor_bytes_per_second: float = Field(default=10 * 1024 * 1024, ge=0)
     # Timeout of one storage-node-to-storage-node request (updates, replication).
     node_timeout: float = Field(default=10.0, gt=0)
 

@@ -120,7 +120,7 @@ def make_daemons(cfg: Config) -> list[Daemon]:
     account_replicator = DatabaseReplicator("account", devices, rings, ips=ips, port=section.account_port,
                                             mount_check=section.mount_check, timeout=timeout)
 
-    object_auditor = ObjectAuditor(manager)
+    object_auditor = ObjectAuditor(manager, bytes_per_second=section.auditor_bytes_per_second)
     db_auditor = DatabaseAuditor(devices, mount_check=section.mount_check)
 
     def audit() -> None:

@@ -130,3 +130,17 @@ def test_delete_at_is_indexed_for_the_expirer(manager: DiskFileManager, tmp_path
     put(manager.get("d1", 5, "a", "c", "o"), b"x", ts(), **{"X-Delete-At": "1900000000"})
     entries = os.listdir(tmp_path / "d1" / "expiring")
     assert entries == [f"1900000000-5-{hash_path(SECRET, 'a', 'c', 'o')}"]
+
+
+def test_the_auditor_keeps_to_its_read_rate(manager: DiskFileManager) -> None:
+    from stratus.object.auditor import ObjectAuditor
+
+    for i in range(3):
+        df = manager.get("d1", 5, "a", "c", f"o{i}")
+        with df.create(50_000) as writer:
+            writer.write(b"z" * 50_000)
+            writer.put({"name": f"/a/c/o{i}", "X-Timestamp": ts(), "Content-Length": "50000",
+                        "ETag": writer.md5.hexdigest()})
+    started = time.monotonic()
+    assert ObjectAuditor(manager, bytes_per_second=300_000).run_once() == {"checked": 3, "quarantined": 0}
+    assert time.monotonic() - started >= 0.4  # 150 kB at 300 kB/s
