@@ -58,8 +58,8 @@ class Pool:
                 return conn
             conn.close()
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, int(port), limit=CHUNK * 4),
-                                                    self.connect_timeout)
+            async with asyncio.timeout(self.connect_timeout):
+                reader, writer = await asyncio.open_connection(ip, int(port), limit=CHUNK * 4)
         except (TimeoutError, OSError) as exc:
             raise BackendError(f"cannot connect to {ip}:{port}: {exc!r}") from exc
         return Connection(key, reader, writer)
@@ -88,7 +88,8 @@ class Pool:
                 _write_head(conn, method, target, headers, len(body), host=f"{node['ip']}:{node['port']}")
                 if body:
                     conn.writer.write(body)
-                await asyncio.wait_for(conn.writer.drain(), self.node_timeout)
+                async with asyncio.timeout(self.node_timeout):
+                    await conn.writer.drain()
                 return await read_response(self, conn, method, self.node_timeout)
             except (TimeoutError, OSError, asyncio.IncompleteReadError, BackendError) as exc:
                 conn.close()
@@ -124,7 +125,8 @@ def decode_header(value: bytes) -> str:
 
 async def _read_head(conn: Connection, timeout: float) -> tuple[int, dict[str, str]]:
     try:
-        raw = await asyncio.wait_for(conn.reader.readuntil(b"\r\n\r\n"), timeout)
+        async with asyncio.timeout(timeout):
+            raw = await conn.reader.readuntil(b"\r\n\r\n")
     except asyncio.LimitOverrunError as exc:
         raise BackendError("response headers too large") from exc
     lines = raw.split(b"\r\n")
@@ -258,7 +260,8 @@ class Upload:
                 self.conn = await self.pool.connect(self.node["ip"], self.node["port"], fresh=attempt == 1)
                 _write_head(self.conn, "PUT", self.path, self.headers, self.length,
                             host=f"{self.node['ip']}:{self.node['port']}", expect=True)
-                await asyncio.wait_for(self.conn.writer.drain(), self.pool.node_timeout)
+                async with asyncio.timeout(self.pool.node_timeout):
+                    await self.conn.writer.drain()
                 status, headers = await _read_head(self.conn, self.pool.node_timeout)
             except (TimeoutError, OSError, asyncio.IncompleteReadError, BackendError):
                 if self.conn is not None:
@@ -307,7 +310,8 @@ class Upload:
         try:
             if self.length is None:
                 self.conn.writer.write(b"0\r\n\r\n")
-            await asyncio.wait_for(self.conn.writer.drain(), self.pool.node_timeout)
+            async with asyncio.timeout(self.pool.node_timeout):
+                await self.conn.writer.drain()
             response = await read_response(self.pool, self.conn, "PUT", self.pool.node_timeout)
             await response.read()
             return response
