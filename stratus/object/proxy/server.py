@@ -53,9 +53,6 @@ class Proxy:
         try:
             return await self._dispatch(req)
         except SwiftError as exc:
-            if req.body is not None and exc.status in (401, 403, 404, 405, 409, 411, 412):
-                # Leave the connection usable: read what the client is still sending (bounded by uvicorn).
-                pass
             return error_response(exc.status, exc.message, exc.headers)
         except ClientDisconnected:
             return error_response(499, "Client Disconnect")
