@@ -99,6 +99,16 @@ class Daemon:
                 log.exception("object %s pass failed", self.name)
 
 
+class _QuietDaemonRequests(logging.Filter):
+    """httpx logs every request at INFO; the daemons' routine requests would flood the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.threadName or "").startswith("object-") or record.levelno > logging.INFO
+
+
+_QUIET = _QuietDaemonRequests()
+
+
 def make_daemons(cfg: Config) -> list[Daemon]:
     from stratus.object.auditor import DatabaseAuditor, ObjectAuditor
     from stratus.object.db_replicator import DatabaseReplicator
@@ -108,6 +118,7 @@ def make_daemons(cfg: Config) -> list[Daemon]:
     from stratus.object.replicator import ObjectReplicator
     from stratus.object.updater import Updater
 
+    logging.getLogger("httpx").addFilter(_QUIET)  # (adding the same filter twice is a no-op)
     section = cfg.object
     devices, rings = devices_dir(cfg), ring_dir(cfg)
     manager = DiskFileManager(devices, hash_secret=load_hash_secret(rings), mount_check=section.mount_check,
