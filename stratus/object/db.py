@@ -292,7 +292,9 @@ class Broker:
                 for row in rows:
                     name = row["name"]
                     cut = name.find(delimiter, len(prefix)) if delimiter else -1
-                    if cut < 0:
+                    # A name ending in the delimiter ("photos/", a directory marker) is an object, as
+                    # in Swift; only longer names fold into the subdir.
+                    if cut < 0 or cut + len(delimiter) == len(name):
                         out.append(dict(row))
                         marker = name
                         if len(out) >= limit:

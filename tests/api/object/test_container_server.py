@@ -124,3 +124,12 @@ def test_missing_container_and_bad_parameters(container_client: TestClient) -> N
     container_client.put(C, headers={"x-timestamp": stamp()})
     assert container_client.get(C, params={"limit": "10001"}).status_code == 412
     assert container_client.get(C, params={"delimiter": "ab"}).status_code == 412
+
+
+def test_a_directory_marker_object_is_listed_as_an_object(container_client: TestClient) -> None:
+    container_client.put(C, headers={"x-timestamp": stamp()})
+    for name in ("photos/", "photos/a.jpg", "z"):
+        container_client.put(f"{C}/{name}", headers={"x-timestamp": stamp(), "x-size": "0"})
+    items = container_client.get(C, params={"format": "json", "delimiter": "/"}).json()
+    assert [i.get("name", i.get("subdir")) for i in items] == ["photos/", "photos/", "z"]
+    assert "name" in items[0] and "subdir" in items[1]
