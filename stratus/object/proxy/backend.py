@@ -24,10 +24,14 @@ class BackendError(Exception):
     """The node could not be reached, or broke the protocol, or timed out."""
 
 
-def node_path(node: dict[str, Any], part: int, *names: str | None) -> str:
+def names_path(*names: str | None) -> str:
+    """`account[/container[/object]]`, percent-encoded (once per request, not once per node)."""
+    return "/".join(quote(n.encode("utf-8"), safe="") for n in names if n is not None)
+
+
+def node_path(node: dict[str, Any], part: int, *names: str | None, quoted: str | None = None) -> str:
     """`/device/partition/account[/container[/object]]`, percent-encoded."""
-    parts = [str(node["device"]), str(part)] + [n for n in names if n is not None]
-    return "/" + "/".join(quote(p.encode("utf-8"), safe="") for p in parts)
+    return f"/{quote(str(node['device']), safe='')}/{part}/{quoted if quoted is not None else names_path(*names)}"
 
 
 class Connection:
@@ -85,9 +89,9 @@ class Pool:
         for attempt in (0, 1):
             conn = await self.connect(node["ip"], node["port"], fresh=attempt == 1)
             try:
-                _write_head(conn, method, target, headers, len(body), host=f"{node['ip']}:{node['port']}")
-                if body:
-                    conn.writer.write(body)
+                # Head and (small) body in one write: one system call per request.
+                conn.writer.write(_head(method, target, headers, len(body), host=f"{node['ip']}:{node['port']}")
+                                  + body)
                 async with asyncio.timeout(self.node_timeout):
                     await conn.writer.drain()
                 return await read_response(self, conn, method, self.node_timeout)
@@ -98,8 +102,8 @@ class Pool:
         raise AssertionError("unreachable")
 
 
-def _write_head(conn: Connection, method: str, target: str, headers: dict[str, str], length: int | None,
-                *, host: str, expect: bool = False) -> None:
+def _head(method: str, target: str, headers: dict[str, str], length: int | None, *, host: str,
+          expect: bool = False) -> bytes:
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
     for name, value in headers.items():
         if name in ("host", "content-length", "transfer-encoding", "expect", "connection"):
@@ -108,7 +112,7 @@ def _write_head(conn: Connection, method: str, target: str, headers: dict[str, s
     lines.append("Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}")
     if expect:
         lines.append("Expect: 100-continue")
-    conn.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace"))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
 
 
 def _header_value(value: str) -> str:
@@ -258,8 +262,8 @@ class Upload:
         for attempt in (0, 1):
             try:
                 self.conn = await self.pool.connect(self.node["ip"], self.node["port"], fresh=attempt == 1)
-                _write_head(self.conn, "PUT", self.path, self.headers, self.length,
-                            host=f"{self.node['ip']}:{self.node['port']}", expect=True)
+                self.conn.writer.write(_head("PUT", self.path, self.headers, self.length,
+                                             host=f"{self.node['ip']}:{self.node['port']}", expect=True))
                 async with asyncio.timeout(self.pool.node_timeout):
                     await self.conn.writer.drain()
                 status, headers = await _read_head(self.conn, self.pool.node_timeout)

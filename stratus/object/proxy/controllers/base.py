@@ -12,7 +12,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from stratus.object.proxy.backend import BackendError, BackendResponse, Pool, Upload, node_path
+from stratus.object.proxy.backend import BackendError, BackendResponse, Pool, Upload, names_path, node_path
 from stratus.object.proxy.request import Body, ClientDisconnected, SwiftError, SwiftResponse, now_timestamp
 
 log = logging.getLogger("stratus.object.proxy")
@@ -120,6 +120,7 @@ class Cluster:
         """PUT/POST/DELETE on every primary (a handoff standing in for one that fails); the quorum's answer."""
         account, container, obj = names
         part, primaries, handoffs = self.nodes(kind, account, container, obj)
+        quoted = names_path(*names)
         parent = {"object": "container", "container": "account"}.get(kind)
         targets = self.update_targets(parent, account, container if kind == "object" else None) \
             if parent and method in ("PUT", "DELETE") else []
@@ -129,7 +130,7 @@ class Cluster:
             node_headers = {**headers, **(targets[index] if index < len(targets) else {})}
             while True:
                 try:
-                    response = await self.pool.request(node, method, node_path(node, part, *names),
+                    response = await self.pool.request(node, method, node_path(node, part, quoted=quoted),
                                                        node_headers, body)
                     await response.read()
                     if response.status != 507 and response.status < 500:
@@ -163,6 +164,7 @@ class Cluster:
             return answer.status, answer.headers
         account, container, obj = names
         part, primaries, handoffs = self.nodes("object", account, container, obj)
+        quoted = names_path(*names)
         need = quorum(len(primaries))
         targets = self.update_targets("container", account, container)
         headers = {**headers, "x-timestamp": headers.get("x-timestamp") or now_timestamp()}
@@ -170,7 +172,7 @@ class Cluster:
         async def open_one(index: int, node: dict[str, Any]) -> Upload | None:
             node_headers = {**headers, **(targets[index] if index < len(targets) else {})}
             while node is not None:
-                upload = Upload(self.pool, node, node_path(node, part, *names), node_headers, length)
+                upload = Upload(self.pool, node, node_path(node, part, quoted=quoted), node_headers, length)
                 if await upload.start():
                     return upload
                 node = next(handoffs, None)  # type: ignore[arg-type,assignment]
@@ -221,6 +223,7 @@ class Cluster:
         """
         account, container, obj = names
         part, primaries, handoffs = self.nodes(kind, account, container, obj)
+        quoted = names_path(*names)
         candidates = [n for n in primaries + list(islice(handoffs, len(primaries)))
                       if (n["ip"], int(n["port"])) not in (exclude or [])]
         headers = headers or {}
@@ -229,7 +232,7 @@ class Cluster:
         missing: BackendResponse | None = None
         for node in candidates:
             try:
-                response = await self.pool.request(node, method, node_path(node, part, *names), headers,
+                response = await self.pool.request(node, method, node_path(node, part, quoted=quoted), headers,
                                                    query=query)
             except BackendError as exc:
                 log.info("%s %s: %s", method, kind, exc)
@@ -251,9 +254,12 @@ class Cluster:
     async def _read_newest(self, nodes: list[dict[str, Any]], part: int, method: str,
                            names: tuple[str, str | None, str | None], headers: dict[str, str],
                            query: dict[str, str] | None) -> BackendResponse | None:
+        quoted = names_path(*names)
+
         async def one(node: dict[str, Any]) -> BackendResponse | None:
             try:
-                return await self.pool.request(node, method, node_path(node, part, *names), headers, query=query)
+                return await self.pool.request(node, method, node_path(node, part, quoted=quoted), headers,
+                                               query=query)
             except BackendError:
                 return None
 
