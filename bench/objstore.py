@@ -413,7 +413,7 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()[0]
     results: dict[str, dict[str, object]] = {}
-    with tempfile.TemporaryDirectory(dir=BENCH_DIR, prefix=".objstore-") as tmp:
+    with tempfile.TemporaryDirectory(dir=BENCH_DIR, prefix=".bench-objstore-") as tmp:
         for name, start in (("stratus-up", start_stratus), ("stratus-split", start_stratus_split),
                             ("swift", start_swift)):
             if args.only and not name.startswith(args.only):
