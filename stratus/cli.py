@@ -28,7 +28,7 @@ from stratus.network.service import NetworkService
 # What `stratus serve ROLE...` can run; `stratus up` runs them all. "api" serves the public APIs,
 # "conductor" the network and compute conductors and the compute scheduler, "compute" this node's
 # compute agent(s), "network-agent" this node's network agent.
-ROLES = ("api", "conductor", "compute", "network-agent", "object-proxy")
+ROLES = ("api", "conductor", "compute", "network-agent", "object-proxy", "metadata")
 # Roles that need no database, bus or identity: `stratus serve` runs them on their own.
 # "object-node" is a storage node: account, container and object servers plus their daemons.
 STANDALONE_ROLES = ("object-node",)
@@ -142,6 +142,9 @@ def _listeners(cfg: Config, identity: IdentityService | None, bus: Bus,
         _start_network_agent(cfg, bus)
     if "compute" in roles:
         _start_compute_agents(compute, bus)
+    if "metadata" in roles:
+        from stratus.compute.metadata import create_metadata_app
+        listeners.append(Listener("metadata", create_metadata_app(compute), cfg.compute.metadata_port))
     if "object-proxy" in roles:
         listeners.append(_object_proxy(cfg, bus))
     return listeners

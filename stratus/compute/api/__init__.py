@@ -6,22 +6,36 @@ deployments carries the project id); the second form is rewritten to the first o
 
 from __future__ import annotations
 
-import importlib
 import re
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from stratus.compute.api import (
+    aggregates,
+    availability_zones,
+    flavors,
+    hypervisors,
+    instance_actions,
+    keypairs,
+    limits,
+    migrations,
+    quotas,
+    server_actions,
+    server_extras,
+    server_groups,
+    servers,
+    services,
+    usage,
+    versions,
+)
 from stratus.compute.api.microversion import MicroversionMiddleware
 from stratus.compute.service import ComputeService
 from stratus.core.auth import TokenValidator
 from stratus.core.http import create_app
 
-# Resource modules, each with a `router`; imported by name so that a module not yet written does
-# not stop the others.
-ROUTERS = ("versions", "flavors", "keypairs", "servers", "server_actions", "server_extras", "instance_actions",
-           "availability_zones", "aggregates", "hypervisors", "services", "quotas", "limits", "server_groups",
-           "usage", "migrations")
+ROUTERS = (versions, flavors, keypairs, servers, server_actions, server_extras, instance_actions,
+           availability_zones, aggregates, hypervisors, services, quotas, limits, server_groups, usage, migrations)
 
 _PROJECT_PREFIX = re.compile(r"^/v2(?:\.1)?/([0-9a-fA-F]{32}|[0-9a-fA-F-]{36})(/.*)?$")
 
@@ -46,15 +60,7 @@ def create_compute_app(service: ComputeService, validator: TokenValidator) -> Fa
     app = create_app("Stratus Compute", "compute", max_body_bytes=service.config.server.max_body_bytes,
                      validator=validator, public_paths=("/", "/v2.1", "/openapi.json"))
     app.state.compute = service
-    for name in ROUTERS:
-        try:
-            module = importlib.import_module(f"stratus.compute.api.{name}")
-        except ImportError as exc:
-            # DEVELOPMENT ONLY (replaced by explicit imports once every module exists): a module
-            # that needs one not written yet is left out.
-            if not (exc.name or "").startswith("stratus.compute"):
-                raise
-            continue
+    for module in ROUTERS:
         app.include_router(module.router)
     app.add_middleware(MicroversionMiddleware)
     app.add_middleware(ProjectPrefixMiddleware)
