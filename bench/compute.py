@@ -1,6 +1,7 @@
 """Compute benchmark, in sections.
 
-Run:  .venv/bin/python bench/compute.py [--section scheduler] [--hosts 1000,10000] [--decisions 2000]
+Run:  .venv/bin/python bench/compute.py [--section scheduler|boot] [--hosts 1000,10000] [--decisions 2000]
+           [--boot-hosts 200] [--servers 1000] [--concurrency 16]
 
 - `scheduler`: for each host count, a temporary SQLite database holds that many fake hosts
   (Service + ComputeNode rows, 16 vCPUs / 32 GiB / 500 GB each, heartbeating now), and one
@@ -11,6 +12,7 @@ Run:  .venv/bin/python bench/compute.py [--section scheduler] [--hosts 1000,1000
   * the same with a request that exercises every filter (availability zone, aggregate extra specs,
     image properties, a JSON query, different_host);
   * `select_destination` end to end (decision + the claim's transaction on SQLite): claims per second.
+- `boot` (bench/compute_boot.py): servers booted through a real `stratus up` with fake hosts.
 No peer runs beside it: Nova's scheduler cannot run here without its whole control plane.
 """
 
@@ -28,6 +30,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import compute_boot  # noqa: E402
 
 from stratus.compute import models  # noqa: E402
 from stratus.compute.scheduler import RequestSpec, Scheduler  # noqa: E402
@@ -144,7 +148,8 @@ def scheduler_section(args: argparse.Namespace) -> None:
             db.dispose()
 
 
-SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {"scheduler": scheduler_section}
+SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {"scheduler": scheduler_section,
+                                                             "boot": compute_boot.boot_section}
 
 
 def main() -> int:
@@ -155,6 +160,9 @@ def main() -> int:
                         help="host counts for the scheduler section")
     parser.add_argument("--decisions", type=int, default=2000, help="decisions timed per host count")
     parser.add_argument("--dir", default=None, help="where the temporary databases go")
+    parser.add_argument("--boot-hosts", type=int, default=200, help="fake hosts for the boot section")
+    parser.add_argument("--servers", type=int, default=1000, help="servers the boot section boots")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent server creates")
     args = parser.parse_args()
     print(f"bench/compute.py at {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
     for name in args.section or list(SECTIONS):
