@@ -33,4 +33,5 @@ bench: install
 	.venv/bin/python bench/identity.py --keystone-cache
 	.venv/bin/python bench/image.py
 	.venv/bin/python bench/network.py
+	.venv/bin/python bench/compute.py
 	.venv/bin/python bench/objstore.py
