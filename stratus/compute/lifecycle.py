@@ -22,7 +22,9 @@ from stratus.core.db import utcnow
 from stratus.core.errors import BusTimeout, RemoteError, StratusError
 
 if TYPE_CHECKING:
-    from stratus.compute.conductor import Conductor
+    from stratus.compute.service import ComputeService
+    from stratus.core.bus import Bus
+    from stratus.core.db import Database
 
 log = logging.getLogger("stratus.compute.lifecycle")
 
@@ -39,7 +41,18 @@ _FAILURES = (RemoteError, BusTimeout, StratusError)
 
 
 class LifecycleMixin:
-    def instance_action(self: Conductor, instance_id: str, action: str, request_id: str,
+    # Provided by the Conductor this is mixed into.
+    db: Database
+    service: ComputeService
+    bus: Bus
+
+    def agent(self, host: str, method: str, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def _set(self, instance_id: str, **changes: Any) -> None:
+        raise NotImplementedError
+
+    def instance_action(self, instance_id: str, action: str, request_id: str,
                         params: dict[str, Any] | None = None) -> None:
         """Carry out `action` (cast by the API once it set the task_state)."""
         params = params or {}
@@ -47,8 +60,11 @@ class LifecycleMixin:
             row = session.get(models.Instance, instance_id)
             if row is None or row.deleted:
                 return
-            host, doc, vm_state = row.host, instance_doc(row), row.vm_state
+            host, doc, vm_state = row.host or "", instance_doc(row), row.vm_state
         handler = getattr(self, f"_do_{action}", None)
+        if not host:  # never placed (a build that failed): nothing can act on it
+            self._failed(instance_id, None, vm_state, f"{action} failed: the instance is on no host")
+            return
         try:
             if action in POWER_ACTIONS:
                 operation, after, event = POWER_ACTIONS[action]
@@ -69,11 +85,11 @@ class LifecycleMixin:
 
     # --- outcomes -----------------------------------------------------------------------------
 
-    def _done(self: Conductor, instance_id: str, **changes: Any) -> None:
+    def _done(self, instance_id: str, **changes: Any) -> None:
         changes.setdefault("task_state", None)
         self._set(instance_id, **changes)
 
-    def _failed(self: Conductor, instance_id: str, host: str | None, vm_state: str, message: str) -> None:
+    def _failed(self, instance_id: str, host: str | None, vm_state: str, message: str) -> None:
         with self.db.transaction() as session:
             row = session.get(models.Instance, instance_id)
             if row is None or row.deleted:
@@ -84,7 +100,7 @@ class LifecycleMixin:
 
     # --- rebuild and snapshot -------------------------------------------------------------------
 
-    def _do_rebuild(self: Conductor, instance_id: str, host: str, doc: dict[str, Any], request_id: str,
+    def _do_rebuild(self, instance_id: str, host: str, doc: dict[str, Any], request_id: str,
                     params: dict[str, Any]) -> None:
         with self.db.transaction() as session:
             row = session.get(models.Instance, instance_id)
@@ -94,7 +110,7 @@ class LifecycleMixin:
                                network_info=networking.ports_of(info), admin_password=params.get("admin_password"))
         self._done(instance_id, vm_state="active", power_state=power, launched_at=utcnow())
 
-    def _do_snapshot(self: Conductor, instance_id: str, host: str, doc: dict[str, Any], request_id: str,
+    def _do_snapshot(self, instance_id: str, host: str, doc: dict[str, Any], request_id: str,
                      params: dict[str, Any]) -> None:
         image_id = params["image_id"]
         self._set(instance_id, task_state="image_uploading")
@@ -113,7 +129,7 @@ class LifecycleMixin:
 
     # --- resize and migrate ---------------------------------------------------------------------
 
-    def _do_resize(self: Conductor, instance_id: str, source: str, doc: dict[str, Any], request_id: str,
+    def _do_resize(self, instance_id: str, source: str, doc: dict[str, Any], request_id: str,
                    params: dict[str, Any]) -> None:
         """To another host with `params["flavor"]` (a flavor copy; the same flavor for a migrate)."""
         new_flavor = params["flavor"]
@@ -174,12 +190,12 @@ class LifecycleMixin:
             row.network_info = info
             row.vm_state, row.task_state, row.power_state = "resized", None, int(power or NOSTATE)
 
-    def _finished_migration(self: Conductor, session: Any, instance_id: str) -> models.Migration | None:
+    def _finished_migration(self, session: Any, instance_id: str) -> models.Migration | None:
         return session.scalar(sa.select(models.Migration).where(
             models.Migration.instance_id == instance_id, models.Migration.status == "finished")
             .order_by(models.Migration.id.desc()).limit(1))
 
-    def _do_confirm_resize(self: Conductor, instance_id: str, host: str, doc: dict[str, Any], request_id: str,
+    def _do_confirm_resize(self, instance_id: str, host: str, doc: dict[str, Any], request_id: str,
                            params: dict[str, Any]) -> None:
         with self.db.transaction() as session:
             migration = self._finished_migration(session, instance_id)
@@ -198,7 +214,7 @@ class LifecycleMixin:
                 row.old_flavor = None
                 row.vm_state, row.task_state = "active", None
 
-    def _do_revert_resize(self: Conductor, instance_id: str, dest: str, doc: dict[str, Any], request_id: str,
+    def _do_revert_resize(self, instance_id: str, dest: str, doc: dict[str, Any], request_id: str,
                           params: dict[str, Any]) -> None:
         with self.db.transaction() as session:
             migration = self._finished_migration(session, instance_id)
@@ -229,7 +245,7 @@ class LifecycleMixin:
                 row.network_info = info
                 row.vm_state, row.task_state, row.power_state = "active", None, int(power or NOSTATE)
 
-    def _migration_status(self: Conductor, migration_id: int, status: str, **changes: Any) -> None:
+    def _migration_status(self, migration_id: int, status: str, **changes: Any) -> None:
         with self.db.transaction() as session:
             migration = session.get(models.Migration, migration_id)
             if migration is not None:
