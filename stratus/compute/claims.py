@@ -13,23 +13,17 @@ the source keeps its own, and `keep_only` drops the one that is not wanted at co
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import time
-from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import cast
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from stratus.compute import models
-from stratus.core.db import Database, utcnow
-
-log = logging.getLogger("stratus.compute.claims")
+from stratus.core import db as db_retry
+from stratus.core.db import utcnow
 
 _NODE = cast(sa.Table, models.ComputeNode.__table__)
 _ALLOC = cast(sa.Table, models.Allocation.__table__)
-T = TypeVar("T")
 
 
 def claim(session: Session, instance_id: str, host: str, vcpus: int, memory_mb: int, disk_gb: int,
@@ -112,31 +106,5 @@ def keep_only(session: Session, instance_id: str, host: str) -> int:
 
 # -- transactions the database may abort to break a deadlock -----------------------------------------------
 
-_RETRY_MYSQL_CODES = (1213, 1205)  # deadlock, lock wait timeout
-_RETRY_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock
-
-
-def is_retryable(exc: BaseException) -> bool:
-    if not isinstance(exc, DBAPIError) or isinstance(exc, IntegrityError):
-        return False
-    orig = exc.orig
-    if getattr(orig, "sqlstate", None) in _RETRY_SQLSTATES:
-        return True
-    args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int) and args[0] in _RETRY_MYSQL_CODES:
-        return True
-    return "database is locked" in str(orig)
-
-
-def in_transaction(db: Database, work: Callable[[Session], T], attempts: int = 5) -> T:
-    """Run `work` in a transaction, again in a new one when the database aborted it as a deadlock victim."""
-    for attempt in range(attempts):
-        try:
-            with db.transaction() as session:
-                return work(session)
-        except DBAPIError as exc:
-            if attempt == attempts - 1 or not is_retryable(exc):
-                raise
-            log.info("claim transaction aborted by the database (%s); running it again", exc.orig)
-            time.sleep(0.005 * (attempt + 1))
-    raise AssertionError("unreachable")
+# A claim runs again when the database aborted its transaction as a deadlock victim.
+is_retryable, in_transaction = db_retry.is_retryable, db_retry.retrying

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -21,6 +23,9 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger("stratus.db")
+T = TypeVar("T")
 
 
 def utcnow() -> dt.datetime:
@@ -87,6 +92,37 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         return sa.create_engine(url, echo=echo, pool_pre_ping=True, pool_recycle=3600,
                                 connect_args={"charset": "utf8mb4"})
     return sa.create_engine(url, echo=echo, pool_pre_ping=True)
+
+
+_RETRY_MYSQL_CODES = (1213, 1205)  # deadlock, lock wait timeout
+_RETRY_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A transaction the database aborted to break a deadlock (or SQLite busy): run it again."""
+    if not isinstance(exc, sa.exc.DBAPIError) or isinstance(exc, sa.exc.IntegrityError):
+        return False
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in _RETRY_SQLSTATES:
+        return True
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _RETRY_MYSQL_CODES:
+        return True
+    return "database is locked" in str(orig)
+
+
+def retrying(db: Database, work: Callable[[Session], T], attempts: int = 5) -> T:
+    """Run `work` in a transaction, again in a new one when the database aborted it as a deadlock victim."""
+    for attempt in range(attempts):
+        try:
+            with db.transaction() as session:
+                return work(session)
+        except sa.exc.DBAPIError as exc:
+            if attempt == attempts - 1 or not is_retryable(exc):
+                raise
+            log.info("transaction aborted by the database (%s); running it again", exc.orig)
+            time.sleep(0.005 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class Database:

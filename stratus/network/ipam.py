@@ -14,16 +14,16 @@ import ipaddress
 import logging
 import random
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from stratus.core import db as db_retry
 from stratus.core import errors
-from stratus.core.db import Database
 from stratus.network import models
 from stratus.network.errors import (
     InvalidInput,
@@ -531,33 +531,6 @@ def release(session: Session, port_id: str, addresses: Iterable[tuple[str, str]]
 
 # -- transactions that may be chosen as a deadlock victim ----------------------------------------------------
 
-T = TypeVar("T")
 # MySQL/MariaDB: deadlock, lock wait timeout. PostgreSQL: serialization failure, deadlock.
-_RETRY_MYSQL_CODES = (1213, 1205)
-_RETRY_SQLSTATES = ("40001", "40P01")
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """A transaction the database aborted to break a deadlock (or SQLite busy): run it again."""
-    if not isinstance(exc, DBAPIError) or isinstance(exc, IntegrityError):
-        return False
-    orig = exc.orig
-    if getattr(orig, "sqlstate", None) in _RETRY_SQLSTATES:
-        return True
-    args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int) and args[0] in _RETRY_MYSQL_CODES:
-        return True
-    return "database is locked" in str(orig)
-
-
-def retrying(db: Database, work: Callable[[Session], T], attempts: int = 5) -> T:
-    """Run `work` in a transaction, again in a new one when the database aborted it as a deadlock victim."""
-    for attempt in range(attempts):
-        try:
-            with db.transaction() as session:
-                return work(session)
-        except DBAPIError as exc:
-            if attempt == attempts - 1 or not is_retryable(exc):
-                raise
-            log.info("transaction aborted by the database (%s); running it again", exc.orig)
-    raise AssertionError("unreachable")
+# Shared with the other services: run a transaction again when the database aborted it.
+is_retryable, retrying = db_retry.is_retryable, db_retry.retrying

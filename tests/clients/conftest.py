@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
+from openstack.config.loader import OpenStackConfig
+from openstack.connection import Connection
 
 VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
 ADMIN_PASSWORD = "client-Admin-pw1"
@@ -171,3 +173,12 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         yield Cloud(state_dir=state_dir, url=f"http://127.0.0.1:{port}", image_url=f"http://127.0.0.1:{image_port}")
     finally:
         stop(process, state_dir)
+
+
+@pytest.fixture(scope="module")
+def conn(cloud: Cloud) -> Iterator[Connection]:
+    """openstacksdk connected to the cloud as its admin (the clouds.yaml `stratus up` wrote)."""
+    config = OpenStackConfig(config_files=[str(cloud.clouds_yaml)], load_envvars=False)
+    connection = Connection(config=config.get_one(cloud="stratus"))
+    yield connection
+    connection.close()

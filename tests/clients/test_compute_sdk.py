@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import openstack
 import pytest
-from openstack.config.loader import OpenStackConfig
 from openstack.connection import Connection
 
-from tests.clients.conftest import Cloud, unique
+from tests.clients.conftest import unique
 
 pytestmark = [pytest.mark.filterwarnings("ignore::openstack.warnings._RemovedInSDKWarning"),
               pytest.mark.filterwarnings("ignore::openstack.warnings.OpenStackDeprecationWarning")]
-
-
-@pytest.fixture(scope="module")
-def conn(cloud: Cloud) -> Iterator[Connection]:
-    config = OpenStackConfig(config_files=[str(cloud.clouds_yaml)], load_envvars=False)
-    connection = Connection(config=config.get_one(cloud="stratus"))
-    yield connection
-    connection.close()
 
 
 def test_sdk_create_wait_and_delete_server(conn: Connection) -> None:

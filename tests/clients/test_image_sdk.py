@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import openstack
 import pytest
-from openstack.config.loader import OpenStackConfig
 from openstack.connection import Connection
 
-from tests.clients.conftest import Cloud, unique
+from tests.clients.conftest import unique
 from tests.clients.test_image_cli import VIRTUAL_SIZE, make_qcow2
 
 pytestmark = [pytest.mark.filterwarnings("ignore::openstack.warnings._RemovedInSDKWarning"),
               pytest.mark.filterwarnings("ignore::openstack.warnings.OpenStackDeprecationWarning")]
-
-
-@pytest.fixture(scope="module")
-def conn(cloud: Cloud) -> Iterator[Connection]:
-    config = OpenStackConfig(config_files=[str(cloud.clouds_yaml)], load_envvars=False)
-    connection = Connection(config=config.get_one(cloud="stratus"))
-    yield connection
-    connection.close()
 
 
 def test_sdk_create_image_uploads_and_download_image_round_trips(conn: Connection, tmp_path: Path) -> None:
