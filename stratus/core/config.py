@@ -225,6 +225,21 @@ class ObjectConfig(Section):
         return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
 
+class DashboardConfig(Section):
+    port: int = Field(default=8000, ge=0, le=65535)
+    # Where the dashboard logs users in (empty: the identity endpoint of this process); every other
+    # endpoint comes from the catalog of the user's token.
+    identity_url: str = ""
+    # Signs session cookies (empty: a new secret at each start, so sessions end with the process).
+    secret_key: str = ""
+    # Send the session cookie only over HTTPS (turn on behind a TLS-terminating proxy).
+    secure_cookies: bool = False
+    # Seconds the dashboard waits for an API answer (uploads and downloads stream without a limit).
+    api_timeout: float = Field(default=30.0, gt=0)
+    # A session idle this long ends even if its token is still valid.
+    session_idle_timeout: int = Field(default=3600, gt=0)
+
+
 class BootstrapConfig(Section):
     admin_user: str = "admin"
     admin_project: str = "admin"
@@ -249,6 +264,7 @@ class Config(Section):
     network: NetworkConfig = NetworkConfig()
     compute: ComputeConfig = ComputeConfig()
     object: ObjectConfig = ObjectConfig()
+    dashboard: DashboardConfig = DashboardConfig()
     bootstrap: BootstrapConfig = BootstrapConfig()
     auth: AuthConfig = AuthConfig()
 
