@@ -169,6 +169,42 @@ class ComputeConfig(Section):
         return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
 
+class VolumeConfig(Section):
+    port: int = Field(default=8776, ge=0, le=65535)
+    # This storage node's name for its volume agent (empty: the machine's host name).
+    host: str = Field(default="", max_length=255)
+    # What the agent stores volumes with: "file" keeps one file per volume under storage_dir.
+    backend: str = Field(default="file", pattern="^(file)$")
+    storage_dir: Path | None = None  # default STATE_DIR/volumes
+    # The format of the file backend's volumes ("qcow2" snapshots are overlays, "raw" copies).
+    file_format: str = Field(default="raw", pattern="^(raw|qcow2)$")
+    # Capacity the file backend reports (0: the free space of storage_dir's file system).
+    capacity_gb: int = Field(default=0, ge=0)
+    availability_zone: str = "nova"
+    # Thin provisioning: a host may take volumes totalling this many times its capacity.
+    max_over_subscription_ratio: float = Field(default=20.0, gt=0)
+    default_volume_type: str = "__DEFAULT__"
+    # Agents heartbeat every report_interval seconds; silent for service_down_time they are down.
+    report_interval: float = Field(default=10.0, gt=0)
+    service_down_time: float = Field(default=60.0, gt=0)
+    # Seconds the conductor waits for the agent on one operation (a create from a big image is long).
+    operation_timeout: float = Field(default=600.0, gt=0)
+    # Default per-project quotas (-1: unlimited).
+    quota_volumes: int = Field(default=10, ge=-1)
+    quota_snapshots: int = Field(default=10, ge=-1)
+    quota_gigabytes: int = Field(default=1000, ge=-1)
+    quota_per_volume_gigabytes: int = Field(default=-1, ge=-1)
+    quota_backups: int = Field(default=10, ge=-1)
+    quota_backup_gigabytes: int = Field(default=1000, ge=-1)
+    quota_groups: int = Field(default=10, ge=-1)
+    policy_file: Path | None = None
+
+    @field_validator("storage_dir", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
 class ObjectConfig(Section):
     # Storage node side (rings, devices, daemons). Empty paths: under STATE_DIR/object/.
     devices_dir: Path | None = None
@@ -263,6 +299,7 @@ class Config(Section):
     image: ImageConfig = ImageConfig()
     network: NetworkConfig = NetworkConfig()
     compute: ComputeConfig = ComputeConfig()
+    volume: VolumeConfig = VolumeConfig()
     object: ObjectConfig = ObjectConfig()
     dashboard: DashboardConfig = DashboardConfig()
     bootstrap: BootstrapConfig = BootstrapConfig()
