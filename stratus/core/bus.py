@@ -324,7 +324,8 @@ class _Consumer(ConsumerMixin):
 
 
 class _Arrivals:
-    """Counts the messages put on the memory transport, so its consumers can sleep until one comes."""
+    """Counts the messages put on the queues one memory-transport connection consumes, so its
+    consumer can sleep until one of them gets a message (and not wake for anyone else's)."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
@@ -340,41 +341,95 @@ class _Arrivals:
             self._changed.wait_for(lambda: self.count != seen, timeout)
 
 
-_ARRIVALS = _Arrivals()
+class _Listeners:
+    """Which connections consume each memory queue. Waking only those matters at scale: with one
+    shared wake-up, every message woke every consumer of the process (hundreds of simulated
+    hosts), and each of them polled its queues under the GIL."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_queue: dict[str, dict[_Arrivals, int]] = {}
+
+    def add(self, queue: str, arrivals: _Arrivals) -> None:
+        with self._lock:
+            counts = self._by_queue.setdefault(queue, {})
+            counts[arrivals] = counts.get(arrivals, 0) + 1
+
+    def remove(self, queue: str, arrivals: _Arrivals) -> None:
+        with self._lock:
+            counts = self._by_queue.get(queue, {})
+            if counts.get(arrivals, 0) > 1:
+                counts[arrivals] -= 1
+            else:
+                counts.pop(arrivals, None)
+                if not counts:
+                    self._by_queue.pop(queue, None)
+
+    def wake(self, queue: str) -> None:
+        with self._lock:
+            waiting = list(self._by_queue.get(queue, ()))
+        for arrivals in waiting:
+            arrivals.signal()
+
+
+_LISTENERS = _Listeners()
 _DECLARING = threading.Lock()
 
 
 class _MemoryChannel(memory.Channel):
+    connection: _MemoryTransport
+
     def exchange_declare(self, *args: Any, **kwargs: Any) -> None:
         # kombu looks the exchange up, then creates it: two threads doing that at once would lose
         # the bindings made in between.
         with _DECLARING:
             super().exchange_declare(*args, **kwargs)
 
+    def basic_consume(self, queue: str, *args: Any, **kwargs: Any) -> Any:
+        result = super().basic_consume(queue, *args, **kwargs)
+        _LISTENERS.add(queue, self.connection.arrivals)
+        return result
+
+    def basic_cancel(self, consumer_tag: str) -> Any:
+        queue = self._tag_to_queue.get(consumer_tag) if consumer_tag in self._consumers else None
+        result = super().basic_cancel(consumer_tag)
+        if queue is not None:
+            _LISTENERS.remove(queue, self.connection.arrivals)
+        return result
+
     def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
         super()._put(queue, message, **kwargs)
-        _ARRIVALS.signal()
+        _LISTENERS.wake(queue)
+
+    def _put_fanout(self, exchange: str, message: Any, routing_key: str | None = None, **kwargs: Any) -> None:
+        for queue in self._lookup(exchange, routing_key):
+            self._put(queue, message)
 
 
 class _MemoryTransport(memory.Transport):
     """kombu's in-process transport without its polling loop. kombu's version sleeps a fixed
     interval whenever its queues are empty: 1 s by default, so each call took a second, and a short
-    interval costs CPU in every idle consumer. This one sleeps until a message is put anywhere."""
+    interval costs CPU in every idle consumer. This one sleeps until a message is put on one of the
+    queues this connection consumes."""
 
     Channel = _MemoryChannel
     cycle: Any  # kombu's FairCycle over the channels, set up by kombu
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.arrivals = _Arrivals()
+
     def drain_events(self, connection: Any, timeout: float | None = None, **kwargs: Any) -> None:
         deadline = None if timeout is None else monotonic() + timeout
         while True:
-            seen = _ARRIVALS.count  # read before looking, so a message put meanwhile is not slept through
+            seen = self.arrivals.count  # read before looking, so a message put meanwhile is not slept through
             try:
                 return self.cycle.get(self._deliver, timeout=timeout)
             except Empty:
                 remaining = None if deadline is None else deadline - monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError() from None  # what kombu callers expect (socket.timeout)
-                _ARRIVALS.wait(seen, remaining)
+                self.arrivals.wait(seen, remaining)
 
 
 def _encode_error(exc: Exception) -> dict[str, str]:

@@ -193,6 +193,16 @@ def test_fanout_reaches_every_server_of_the_topic(bus: Bus, topic: str) -> None:
     assert other.received.empty()
 
 
+def test_a_fanout_reaches_a_waiting_server_at_once(bus: Bus, topic: str) -> None:
+    server = Endpoint("A")
+    bus.serve(topic, server)
+    assert bus.call(topic, "whoami") == "A"  # the server is consuming and now idle
+    started = time.monotonic()
+    bus.fanout(topic, "record", item="now")
+    assert _next(server.received) == ("A", "now")
+    assert time.monotonic() - started < 0.25
+
+
 def test_a_stopped_server_gets_nothing_more(bus: Bus, topic: str) -> None:
     stopped, live = Endpoint("stopped"), Endpoint("live")
     bus.serve(topic, stopped).stop()
