@@ -116,8 +116,16 @@ class ComputeConfig(Section):
     metadata_port: int = Field(default=8775, ge=0, le=65535)
     # Signs the metadata proxy's X-Instance-ID headers (empty: made once in STATE_DIR/metadata-secret).
     metadata_shared_secret: str = ""
-    # The hypervisor driver of this node's compute agent: "fake" keeps instances in memory.
-    driver: str = Field(default="fake", pattern="^(fake)$")
+    # The hypervisor driver of this node's compute agent: "fake" keeps instances in memory, "qemu"
+    # runs each instance as a qemu-system-x86_64 process.
+    driver: str = Field(default="fake", pattern="^(fake|qemu)$")
+    # qemu driver: instance disks, consoles and sockets, and the base image cache (empty:
+    # STATE_DIR/instances); the accelerator ("auto": KVM when a probe boot proves it works, else TCG);
+    # seconds a guest gets to power off (or to reboot, for a soft reboot) before it is forced.
+    instances_path: Path | None = None
+    qemu_accel: str = Field(default="auto", pattern="^(auto|kvm|tcg)$")
+    qemu_shutdown_timeout: float = Field(default=30.0, ge=0)
+    qemu_soft_reboot_timeout: float = Field(default=30.0, ge=0)
     # This node's name (empty: the machine's host name).
     host: str = Field(default="", max_length=255)
     # With the fake driver, `stratus up` runs this many simulated hosts (host name + "-1", ...).
