@@ -90,8 +90,21 @@ class NetworkConfig(Section):
     # This node's name for its network agent (empty: the machine's host name), as ports'
     # binding:host_id name it.
     host: str = Field(default="", max_length=255)
-    # What the network agent builds with: "noop" records the desired state and builds nothing.
-    agent_dataplane: str = Field(default="noop", pattern="^(noop)$")
+    # What the network agent builds with: "noop" records the desired state and builds nothing;
+    # "linux" builds bridges, dnsmasq, router namespaces and nftables (needs root).
+    agent_dataplane: str = Field(default="noop", pattern="^(noop|linux)$")
+    # linux data plane: "physnet:interface" host interfaces for flat/VLAN networks, and
+    # "physnet:bridge" existing host bridges used as is by flat networks (the external network).
+    physical_interface_mappings: list[str] = []
+    bridge_mappings: list[str] = ["public:br-ex"]
+    # The address VXLAN tunnels leave from (empty: VXLAN networks stay on this host) and the other
+    # hosts' tunnel addresses.
+    vxlan_local_ip: str = ""
+    vxlan_peers: list[str] = []
+    dhcp_lease_duration: int = Field(default=86400, ge=60)
+    # With the linux data plane, `stratus up` puts the host on this external network's bridge
+    # (first address) and creates the external network "public" on it.
+    external_network_cidr: str = "172.24.4.0/24"
     # Seconds between the network agent's heartbeats (keep it well under agent_down_time).
     agent_report_interval: float = Field(default=30.0, gt=0)
     # Default per-project quotas (-1: unlimited).
@@ -104,11 +117,21 @@ class NetworkConfig(Section):
     quota_security_group_rule: int = Field(default=100, ge=-1)
     policy_file: Path | None = None
 
-    @field_validator("tenant_network_types", "vlan_ranges", "vxlan_ranges", "physical_networks", mode="before")
+    @field_validator("tenant_network_types", "vlan_ranges", "vxlan_ranges", "physical_networks",
+                     "physical_interface_mappings", "bridge_mappings", "vxlan_peers", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         # From the environment a list comes as "a,b,c".
         return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
+
+    @field_validator("physical_interface_mappings", "bridge_mappings")
+    @classmethod
+    def _mappings(cls, value: list[str]) -> list[str]:
+        for item in value:
+            name, _, device = item.partition(":")
+            if not name or not device or len(device) > 15:
+                raise ValueError(f"{item!r} is not physnet:device (a device name has at most 15 characters)")
+        return value
 
 
 class ComputeConfig(Section):
@@ -154,6 +177,8 @@ class ComputeConfig(Section):
     disk_allocation_ratio: float = Field(default=1.0, gt=0)
     # How many hosts a build tries before the instance goes to ERROR.
     max_attempts: int = Field(default=3, ge=1)
+    # Builds and other operations the conductor runs at once (each mostly waits on an agent).
+    conductor_workers: int = Field(default=64, ge=1)
     default_availability_zone: str = "nova"
     # Agents heartbeat every report_interval seconds; silent for service_down_time they are down.
     report_interval: float = Field(default=10.0, gt=0)
