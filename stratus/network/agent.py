@@ -621,9 +621,9 @@ class AgentEndpoint:
         self._agent._handle(self._agent.on_security_group_delete, security_group_id, stamp=stamp)
 
 
-def from_config(bus: Bus, settings: NetworkConfig) -> NetworkAgent:
-    """The agent `stratus up` runs: this host, every role, the configured data plane."""
+def from_config(bus: Bus, settings: NetworkConfig, plane: DataPlane | None = None) -> NetworkAgent:
+    """The agent `stratus up` runs: this host, every role, the configured data plane (or `plane`)."""
     from stratus.network import dataplane
 
-    return NetworkAgent(bus, settings.host or socket.gethostname(), dataplane.load(settings.agent_dataplane),
+    return NetworkAgent(bus, settings.host or socket.gethostname(), plane or dataplane.load(settings.agent_dataplane),
                         report_interval=settings.agent_report_interval)

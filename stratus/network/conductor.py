@@ -94,6 +94,23 @@ class Conductor:
                                       if wanted["security_groups"] else [])
         return out
 
+    # --- metadata -----------------------------------------------------------------------------------
+
+    def find_instance_port(self, network_id: str, ip_address: str) -> dict[str, str] | None:
+        """The instance behind a guest's address, for a metadata proxy: the compute port holding
+        `ip_address` on `network_id` -> {port_id, instance_id, project_id}; None if there is none."""
+        if not isinstance(network_id, str) or not isinstance(ip_address, str):
+            raise InvalidInput("network_id and ip_address must be strings")
+        with self._db.transaction() as session:
+            row = session.execute(
+                sa.select(models.Port.id, models.Port.device_id, models.Port.project_id)
+                .join(models.IPAllocation, models.IPAllocation.port_id == models.Port.id)
+                .where(models.IPAllocation.network_id == network_id, models.IPAllocation.ip_address == ip_address,
+                       models.Port.device_owner.like("compute:%"), models.Port.device_id != "")).first()
+        if row is None:
+            return None
+        return {"port_id": row.id, "instance_id": row.device_id, "project_id": row.project_id}
+
     # --- statuses -----------------------------------------------------------------------------------
 
     def update_port_status(self, port_id: str, status: str, host: str = "") -> bool:
