@@ -176,9 +176,9 @@ def _start_network_conductor(network: NetworkService, bus: Bus) -> None:
 
 def _start_network_agent(cfg: Config, bus: Bus) -> None:
     """This host's network agent; it stops at exit."""
-    from stratus.network import agent
+    from stratus.network import agent, dataplane
 
-    node_agent = agent.from_config(bus, cfg.network)
+    node_agent = agent.from_config(bus, cfg.network, dataplane.load(cfg.network.agent_dataplane, cfg, bus))
     node_agent.start()
     atexit.register(node_agent.stop, 5.0)
 
