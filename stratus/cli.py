@@ -30,8 +30,9 @@ from stratus.network.service import NetworkService
 # compute agent(s), "network-agent" this node's network agent.
 ROLES = ("api", "conductor", "compute", "network-agent", "object-proxy", "metadata")
 # Roles that need no database, bus or identity: `stratus serve` runs them on their own.
-# "object-node" is a storage node: account, container and object servers plus their daemons.
-STANDALONE_ROLES = ("object-node",)
+# "object-node" is a storage node: account, container and object servers plus their daemons;
+# "dashboard" the web UI, which reaches everything through the public APIs.
+STANDALONE_ROLES = ("object-node", "dashboard")
 
 
 def _load(config_path: str | None, state_dir: str | None) -> Config:
@@ -265,7 +266,7 @@ def up(config_path: str | None, state_dir: str | None) -> None:
     click.echo(f"stratus: clouds.yaml and openrc in {cfg.server.state_dir.resolve()}")
     bus = Bus(cfg.bus.url)
     try:
-        _run(cfg, _local_object_node(cfg) + _listeners(cfg, identity, bus))
+        _run(cfg, _local_object_node(cfg) + _listeners(cfg, identity, bus) + [_dashboard(cfg)])
     finally:
         bus.close()
 
@@ -301,7 +302,15 @@ def _standalone_listeners(cfg: Config, roles: tuple[str, ...]) -> list[Listener]
         from stratus.object.node import start_node
 
         listeners += start_node(cfg)
+    if "dashboard" in roles:
+        listeners.append(_dashboard(cfg))
     return listeners
+
+
+def _dashboard(cfg: Config) -> Listener:
+    from stratus.dashboard.app import from_config
+
+    return Listener("dashboard", from_config(cfg), cfg.dashboard.port)
 
 
 @main.command("bootstrap")
