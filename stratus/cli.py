@@ -218,11 +218,12 @@ def _start_compute_control(compute: ComputeService, bus: Bus) -> None:
 
 
 def _start_compute_agents(compute: ComputeService, bus: Bus) -> None:
-    """This node's compute agent(s) (with the fake driver, `fake_hosts` of them); they stop at exit."""
-    from stratus.compute.runtime import Runtime, start_fake_agents
+    """This node's compute agent(s) (with the fake driver, `fake_hosts` of them; with qemu, one);
+    they stop at exit."""
+    from stratus.compute.runtime import Runtime, start_agents
 
     runtime = Runtime()
-    start_fake_agents(compute, bus, runtime, compute.image)
+    start_agents(compute, bus, runtime, compute.image)
     atexit.register(runtime.stop)
 
 
