@@ -1,8 +1,10 @@
 """What runs beside the compute API in one process: the conductor, the scheduler, and this node's
-compute agent(s) — with the fake driver, `fake_hosts` simulated hosts."""
+compute agent(s) — with the fake driver, `fake_hosts` simulated hosts; with the qemu driver, one
+agent named after this host."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -14,6 +16,12 @@ from stratus.compute.scheduler import Scheduler
 from stratus.compute.service import ComputeService
 from stratus.core.bus import Bus, RpcServer
 from stratus.image.client import ImageClient
+
+log = logging.getLogger("stratus.compute.runtime")
+
+# The qemu agent drops cached base images no instance used for this long, checking this often.
+BASE_IMAGE_MIN_AGE = 3600.0
+BASE_IMAGE_PRUNE_INTERVAL = 600.0
 
 
 @dataclass
@@ -66,10 +74,43 @@ def start_fake_agents(service: ComputeService, bus: Bus, runtime: Runtime, image
         runtime.agents.append(agent)
 
 
+def start_qemu_agent(service: ComputeService, bus: Bus, runtime: Runtime, image: ImageClient | None) -> None:
+    """This host's one real agent: VMs already running (from before a restart) are found again by
+    the agent's resync; unused cached base images are pruned now and then."""
+    from stratus.compute.drivers.qemu.setup import make_driver
+
+    host = node_name(service)
+    driver = make_driver(service.config, host, image)
+    agent = ComputeAgent(bus, host, driver, image=image, report_interval=service.settings.report_interval)
+    agent.start()
+    runtime.agents.append(agent)
+
+    def prune() -> None:
+        while True:
+            try:
+                removed = driver.prune_base_images(BASE_IMAGE_MIN_AGE)
+                if removed:
+                    log.info("removed unused cached base images: %s", ", ".join(removed))
+            except Exception as exc:  # a failed pass is retried at the next interval
+                log.warning("pruning cached base images failed: %s", exc)
+            if runtime.stopping.wait(BASE_IMAGE_PRUNE_INTERVAL):
+                return
+
+    threading.Thread(target=prune, name="qemu base image pruning", daemon=True).start()
+
+
+def start_agents(service: ComputeService, bus: Bus, runtime: Runtime, image: ImageClient | None) -> None:
+    """This node's compute agent(s) with the configured driver."""
+    if service.settings.driver == "qemu":
+        start_qemu_agent(service, bus, runtime, image)
+    else:
+        start_fake_agents(service, bus, runtime, image)
+
+
 def start_runtime(service: ComputeService, bus: Bus, *, agents: bool = True) -> Runtime:
     """Everything `stratus up` runs for compute besides the API."""
     runtime = Runtime()
     start_control(service, bus, runtime)
     if agents:
-        start_fake_agents(service, bus, runtime, service.image)
+        start_agents(service, bus, runtime, service.image)
     return runtime
