@@ -97,7 +97,7 @@ def make_identity(state_dir: Path, database_url: str, **identity_settings: Any) 
     svc = IdentityService(cfg)
     svc.setup()
     bootstrap(svc, [CatalogEntry("identity", "keystone", "http://127.0.0.1:5000/v3")],
-              service_users=["glance", "neutron", "nova"])
+              service_users=["glance", "neutron", "nova", "cinder"])
     client = TestClient(create_identity_app(svc))
     harness = IdentityHarness(svc, client, "")
     harness.admin_token = harness.token("admin", ADMIN_PASSWORD, "admin")
@@ -238,5 +238,60 @@ def make_compute(network: NetworkHarness, image: ImageHarness, database_url: str
 def compute(network: NetworkHarness, image: ImageHarness, database_url: str) -> Iterator[ComputeHarness]:
     """The compute API on the same engine as `network` and `image`."""
     harness = make_compute(network, image, database_url)
+    yield harness
+    harness.close()
+
+
+@dataclass
+class VolumeHarness:
+    """An in-process block storage API with its conductor and one file-backend agent (host
+    `storage-1`, files under the state dir), the image API it reads from, on one engine and bus."""
+
+    identity: IdentityHarness
+    image: ImageHarness
+    service: Any
+    client: TestClient
+    bus: Bus
+    runtime: Any = None
+
+    def as_admin(self) -> dict[str, str]:
+        return self.identity.as_admin()
+
+    def close(self) -> None:
+        if self.runtime is not None:
+            self.runtime.stop()
+        self.client.close()
+        self.bus.close()
+        self.service.db.dispose()
+
+
+def make_volume(image: ImageHarness, database_url: str, *, start: bool = True, **volume_settings: Any) -> VolumeHarness:
+    from stratus.volume.api import create_volume_app
+    from stratus.volume.runtime import start_runtime
+    from stratus.volume.service import VolumeService
+
+    identity = image.identity
+    environ = {"STRATUS_DATABASE__URL": database_url, "STRATUS_VOLUME__HOST": "storage-1",
+               "STRATUS_VOLUME__CAPACITY_GB": "100"}
+    environ.update({f"STRATUS_VOLUME__{k.upper()}": str(v) for k, v in volume_settings.items()})
+    cfg = config_mod.load(state_dir=identity.service.config.server.state_dir, environ=environ)
+    bus = Bus("memory://", exchange=f"stratus-{uuid.uuid4().hex[:8]}")
+    auth = ServiceAuth("http://identity", "cinder", SERVICE_PASSWORD, http=identity.client)
+    svc = VolumeService(cfg, bus=bus, image=ImageClient("http://image", auth, http=image.client))
+    svc.setup()
+    identity_http = httpx.AsyncClient(transport=httpx.ASGITransport(identity.client.app), base_url="http://identity")
+    validator = IdentityClient("http://identity", ServiceCredentials("cinder", SERVICE_PASSWORD, "service"),
+                               http=identity_http)
+    identity.service.revocations.listeners.append(validator.forget)
+    harness = VolumeHarness(identity, image, svc, TestClient(create_volume_app(svc, validator)), bus)
+    if start:
+        harness.runtime = start_runtime(svc, bus)
+    return harness
+
+
+@pytest.fixture
+def volume(image: ImageHarness, database_url: str) -> Iterator[VolumeHarness]:
+    """The block storage API, conductor and a file-backend agent on the same engine as `image`."""
+    harness = make_volume(image, database_url)
     yield harness
     harness.close()
