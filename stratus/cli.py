@@ -27,8 +27,8 @@ from stratus.network.service import NetworkService
 
 # What `stratus serve ROLE...` can run; `stratus up` runs them all. "api" serves the public APIs,
 # "conductor" the network and compute conductors and the compute scheduler, "compute" this node's
-# compute agent(s), "network-agent" this node's network agent.
-ROLES = ("api", "conductor", "compute", "network-agent", "object-proxy", "metadata")
+# compute agent(s), "network-agent" this node's network agent, "volume" this node's volume agent.
+ROLES = ("api", "conductor", "compute", "network-agent", "object-proxy", "metadata", "volume")
 # Roles that need no database, bus or identity: `stratus serve` runs them on their own.
 # "object-node" is a storage node: account, container and object servers plus their daemons;
 # "dashboard" the web UI, which reaches everything through the public APIs.
@@ -44,7 +44,8 @@ def _load(config_path: str | None, state_dir: str | None) -> Config:
 
 
 # The services that run beside identity, each with a user of its own in the service project.
-SERVICE_USERS = {"image": "glance", "network": "neutron", "compute": "nova", "object": "swift"}
+SERVICE_USERS = {"image": "glance", "network": "neutron", "compute": "nova", "object": "swift",
+                 "volume": "cinder"}
 
 
 def _catalog(cfg: Config) -> list[CatalogEntry]:
@@ -53,6 +54,11 @@ def _catalog(cfg: Config) -> list[CatalogEntry]:
             CatalogEntry("image", "glance", cfg.public_url(cfg.image.port), "Stratus image service"),
             CatalogEntry("network", "neutron", cfg.public_url(cfg.network.port), "Stratus networking service"),
             CatalogEntry("compute", "nova", f"{cfg.public_url(cfg.compute.port)}/v2.1", "Stratus compute service"),
+            # openstacksdk and the CLI look for block-storage; older tools for volumev3.
+            CatalogEntry("block-storage", "cinder", f"{cfg.public_url(cfg.volume.port)}/v3/%(project_id)s",
+                         "Stratus block storage"),
+            CatalogEntry("volumev3", "cinderv3", f"{cfg.public_url(cfg.volume.port)}/v3/%(project_id)s",
+                         "Stratus block storage"),
             # Identity fills in the token's project: each project's account is AUTH_<project id>.
             CatalogEntry("object-store", "swift", f"{cfg.public_url(cfg.object.port)}/v1/AUTH_%(project_id)s",
                          "Stratus object storage")]
@@ -148,7 +154,39 @@ def _listeners(cfg: Config, identity: IdentityService | None, bus: Bus,
         listeners.append(Listener("metadata", create_metadata_app(compute), cfg.compute.metadata_port))
     if "object-proxy" in roles:
         listeners.append(_object_proxy(cfg, bus))
+    if {"api", "conductor", "volume"} & set(roles):
+        listeners += _volume_roles(cfg, bus, roles)
     return listeners
+
+
+def _volume_roles(cfg: Config, bus: Bus, roles: tuple[str, ...]) -> list[Listener]:
+    """The block storage API, its conductor and this node's volume agent (file backend under the
+    state dir), as the roles ask; the conductor and agent stop at exit."""
+    from stratus.core.service_client import ServiceAuth
+    from stratus.image.client import ImageClient
+    from stratus.volume.runtime import Runtime, start_agent, start_control
+    from stratus.volume.service import VolumeService
+
+    identity_url = cfg.auth.identity_url or f"http://127.0.0.1:{cfg.identity.port}"
+    auth = ServiceAuth(identity_url, SERVICE_USERS["volume"], _service_password(cfg))
+    volume = VolumeService(cfg, bus=bus, image=ImageClient(f"http://127.0.0.1:{cfg.image.port}", auth))
+    volume.setup()
+    runtime = Runtime()
+    atexit.register(runtime.stop)
+    if "conductor" in roles:
+        start_control(volume, bus, runtime)
+    if "volume" in roles:
+        # The agent registers with the conductor at start; with both in this process, in a thread,
+        # so that the API starts meanwhile.
+        import threading
+
+        threading.Thread(target=start_agent, args=(volume, bus, runtime, volume.image), name="volume agent start",
+                         daemon=True).start()
+    if "api" not in roles:
+        return []
+    from stratus.volume.api import create_volume_app
+
+    return [Listener("volume", create_volume_app(volume, _identity_client(cfg, "volume", bus)), cfg.volume.port)]
 
 
 def _object_proxy(cfg: Config, bus: Bus) -> Listener:
@@ -351,7 +389,10 @@ def db_upgrade(config_path: str | None, state_dir: str | None) -> None:
     ImageService(cfg).setup()
     NetworkService(cfg).setup()
     ComputeService(cfg).setup()
-    click.echo("identity, image, network, compute: schemas up to date")
+    from stratus.volume.service import VolumeService
+
+    VolumeService(cfg).setup()
+    click.echo("identity, image, network, compute, volume: schemas up to date")
 
 
 @main.group()
