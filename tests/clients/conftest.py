@@ -137,7 +137,7 @@ def launch(state_dir: Path, port: int, image_port: int | None = None) -> subproc
     env = {**_clean_environ(), "PYTHONUNBUFFERED": "1", "STRATUS_IDENTITY__PORT": str(port),
            "STRATUS_IMAGE__PORT": str(image_port or _free_port()), "STRATUS_NETWORK__PORT": str(_free_port()),
            "STRATUS_COMPUTE__PORT": str(_free_port()), "STRATUS_COMPUTE__METADATA_PORT": str(_free_port()),
-           "STRATUS_DASHBOARD__PORT": str(_free_port()),
+           "STRATUS_DASHBOARD__PORT": str(_free_port()), "STRATUS_VOLUME__PORT": str(_free_port()),
            # Object storage: the proxy and the storage node's three servers, and a TempAuth user.
            "STRATUS_OBJECT__PORT": str(_free_port()), "STRATUS_OBJECT__ACCOUNT_PORT": str(_free_port()),
            "STRATUS_OBJECT__CONTAINER_PORT": str(_free_port()), "STRATUS_OBJECT__OBJECT_PORT": str(_free_port()),
