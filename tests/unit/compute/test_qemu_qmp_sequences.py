@@ -155,6 +155,14 @@ def test_soft_reboot_falls_back_to_a_reset_when_the_guest_ignores_it(driver: Qem
     assert qmp.commands() == ["send-key", "system_reset"]
 
 
+def test_soft_reboot_of_a_guest_that_powers_off_on_ctrl_alt_del_starts_it_again(
+        driver: QemuDriver, qmp: FakeQmp, alive: dict[str, Any]) -> None:
+    qmp.events.append({"event": "SHUTDOWN", "data": {"guest": True, "reason": "guest-shutdown"}})
+    driver.reboot(DOC, hard=False)
+    assert qmp.commands() == ["send-key"]
+    assert len(alive["launched"]) == 1
+
+
 def test_power_off_presses_the_power_button_then_forces(driver: QemuDriver, qmp: FakeQmp,
                                                         alive: dict[str, Any]) -> None:
     alive["exits"] = False  # the guest ignores ACPI

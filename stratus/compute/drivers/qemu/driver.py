@@ -209,8 +209,8 @@ class QemuDriver(Driver):
                 vm.run("system_reset", "cont")
             else:
                 vm.soft_reboot(self.soft_reboot_timeout)
-                if vm.pid() is None:  # the guest powered off rather than rebooting
-                    self._start(where, spec, vm)
+                if vm.pid() is None:  # the guest powered off rather than rebooting: start it again
+                    vm.start(spec)
 
     def _start(self, where: InstanceDir, spec: VmSpec, vm: Controller) -> None:
         if where.memory_state.exists():

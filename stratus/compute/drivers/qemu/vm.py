@@ -93,8 +93,11 @@ class Controller:
             process.kill(pid, self.where.id)
 
     def soft_reboot(self, timeout: float) -> None:
-        """Ctrl-Alt-Del to the guest (its init reboots), waiting `timeout` s for the guest's reset;
-        a guest that does not react is reset by force (as Nova falls back to a hard reboot)."""
+        """Ctrl-Alt-Del to the guest, waiting `timeout` s for it to reset — or to power off, which
+        its init may do instead (then QEMU is started again, as Nova's soft reboot is a clean
+        shutdown and a start). A guest that does not react is reset by force (as Nova falls back
+        to a hard reboot)."""
+        pid = self.pid()
         with self.qmp() as qmp:
             if qmp.execute("query-status")["status"] != "running":
                 qmp.execute("cont")
@@ -107,6 +110,10 @@ class Controller:
                 event = None
             if event is None:
                 qmp.execute("system_reset")
+                return
+        if event["event"] == "SHUTDOWN" and pid is not None:
+            if not process.wait_gone(pid, self.where.id, max(timeout, 5.0)):
+                process.kill(pid, self.where.id)
 
     def save_memory(self) -> None:
         """Suspend: stop the guest, write its memory and device state to memory.state, quit QEMU.
