@@ -66,8 +66,8 @@ def _launch(state_dir: Path, identity_port: int, dashboard_port: int) -> subproc
            "STRATUS_COMPUTE__QUOTA_INSTANCES": "-1", "STRATUS_COMPUTE__QUOTA_CORES": "-1",
            "STRATUS_COMPUTE__QUOTA_RAM": "-1", "STRATUS_COMPUTE__FAKE_MEMORY_MB": "524288",
            "STRATUS_COMPUTE__FAKE_VCPUS": "64"}
-    for name in ("IMAGE__PORT", "NETWORK__PORT", "COMPUTE__PORT", "COMPUTE__METADATA_PORT", "OBJECT__PORT",
-                 "OBJECT__ACCOUNT_PORT", "OBJECT__CONTAINER_PORT", "OBJECT__OBJECT_PORT"):
+    for name in ("IMAGE__PORT", "NETWORK__PORT", "COMPUTE__PORT", "COMPUTE__METADATA_PORT", "VOLUME__PORT",
+                 "OBJECT__PORT", "OBJECT__ACCOUNT_PORT", "OBJECT__CONTAINER_PORT", "OBJECT__OBJECT_PORT"):
         env[f"STRATUS_{name}"] = str(_free_port())
     log = state_dir / "stratus-up.log"
     with log.open("wb") as sink:
