@@ -81,7 +81,7 @@ def render(request: Request, template: str, session: Session | None, status: int
     cloud_services = {entry.get("type") for entry in session.catalog} if session else set()
     html = TEMPLATES.get_template(template).render(
         request=request, session=session, csrf_token=session.csrf_token if session else "",
-        flashes=session.take_flashes() if session else [], services=cloud_services, path=request.url.path,
+        flashes=session.take_flashes() if session else [], catalog_types=cloud_services, path=request.url.path,
         **context)
     return HTMLResponse(html, status_code=status)
 

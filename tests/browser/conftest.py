@@ -92,6 +92,10 @@ def _prepare(cloud: DashboardCloud) -> None:
     grant = httpx.put(f"{identity}/projects/{cloud.member_project}/users/{user.json()['user']['id']}"
                       f"/roles/{roles[0]['id']}", headers=h)
     assert grant.status_code == 204, grant.text
+    # The admin is a member of `demo` too, to switch projects in the browser.
+    grant = httpx.put(f"{identity}/projects/{cloud.member_project}/users/{body['user']['id']}"
+                      f"/roles/{roles[0]['id']}", headers=h)
+    assert grant.status_code == 204, grant.text
     network_url = cloud.api(body, "network")
     net = httpx.post(f"{network_url}/v2.0/networks", headers=h, json={"network": {
         "name": "public", "router:external": True, "provider:network_type": "flat",

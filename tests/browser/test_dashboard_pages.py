@@ -15,7 +15,7 @@ from tests.browser.conftest import DashboardCloud, axe_violations, wait_for
 
 MAIN_PAGES = ["/project/", "/project/instances", "/project/images", "/project/key_pairs", "/project/networks",
               "/project/topology", "/project/routers", "/project/security_groups", "/project/floating_ips",
-              "/project/containers", "/admin/hypervisors", "/admin/services", "/admin/flavors",
+              "/project/containers", "/project/volumes", "/admin/hypervisors", "/admin/services", "/admin/flavors",
               "/admin/identity", "/admin/instances", "/auth/login"]
 
 
@@ -172,7 +172,8 @@ def test_main_pages_pass_axe_and_label_every_field(page: Any, dashboard_cloud: D
             page.get_by_role("button", name="Log out").click()
             page.wait_for_url(re.compile(r".*/auth/login$"))
         else:
-            page.goto(f"{dashboard_cloud.dashboard}{path}")
+            response = page.goto(f"{dashboard_cloud.dashboard}{path}")
+            assert response.status == 200, (path, response.status, page.inner_text("main"))
         critical = [v["id"] for v in axe_violations(page) if v["impact"] == "critical"]
         unlabelled = page.evaluate("""() => [...document.querySelectorAll('input, select, textarea')]
             .filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
