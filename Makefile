@@ -5,7 +5,9 @@ UV_VERSION := 0.13.9
 # image tests, genisoimage makes the ISO one; wrk drives the benchmarks; memcached is the cache of the
 # real Swift that bench/objstore.py runs beside Stratus; chromium is the browser the dashboard's
 # Playwright tests drive and nodejs brings npm, which installs axe-core for them (tests/browser).
-DEB_PACKAGES := qemu-utils genisoimage wrk memcached chromium nodejs qemu-system-x86 iproute2 nftables dnsmasq-base conntrack busybox-static iputils-ping
+# linux-image-amd64, busybox-static, dropbear-bin and e2fsprogs are what `stratus guest build` makes the
+# guest image from (kernel and modules, userland, SSH server, mkfs.ext4 -d).
+DEB_PACKAGES := qemu-utils genisoimage wrk memcached chromium nodejs qemu-system-x86 iproute2 nftables dnsmasq-base conntrack busybox-static iputils-ping linux-image-amd64 dropbear-bin e2fsprogs
 STATE_DIR ?= state
 
 .PHONY: install up test lint bench
