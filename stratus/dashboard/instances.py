@@ -82,6 +82,12 @@ async def table_fragment(request: Request, cloud: Cloud) -> Response:
     return web.render(request, "instance_rows.html", cloud.session, instances=await _table_rows(cloud))
 
 
+async def launch_page(request: Request, cloud: Cloud) -> Response:
+    """The launch form as a page of its own (what the dialog shows, for browsers without scripts)."""
+    return web.render(request, "launch.html", cloud.session, title="Launch instance",
+                      **await _launch_choices(cloud))
+
+
 async def _launch_choices(cloud: Cloud) -> dict[str, Any]:
     images, flavors, networks, keypairs, groups = await asyncio.gather(
         cloud.get("image", "/v2/images", limit=1000, status="active"),
@@ -97,7 +103,7 @@ async def _launch_choices(cloud: Cloud) -> dict[str, Any]:
             "security_groups": groups.get("security_groups", [])}
 
 
-async def launch(request: Request, cloud: Cloud, form: Form) -> str:
+async def launch(request: Request, cloud: Cloud, form: Form) -> Response:
     name = form.require("name", "Instance name")
     server: dict[str, Any] = {"name": name, "imageRef": form.require("image", "Image"),
                               "flavorRef": form.require("flavor", "Flavor")}
@@ -120,7 +126,9 @@ async def launch(request: Request, cloud: Cloud, form: Form) -> str:
     if user_data.strip():
         server["user_data"] = base64.b64encode(user_data.encode()).decode()
     await cloud.post("compute", "/servers", {"server": server})
-    return f"Launching instance {name}." if count == 1 else f"Launching {count} instances named {name}."
+    cloud.session.flash("success", f"Launching instance {name}." if count == 1
+                        else f"Launching {count} instances named {name}.")
+    return web.redirect("/project/instances")
 
 
 async def act(request: Request, cloud: Cloud, form: Form) -> str:
@@ -154,6 +162,7 @@ async def detail(request: Request, cloud: Cloud) -> Response:
 routes = [
     web.page("/project/instances", index),
     web.fragment("/project/instances/rows", table_fragment),
+    web.page("/project/instances/launch", launch_page),
     web.action("/project/instances/launch", launch, fallback="/project/instances"),
     web.page("/project/instances/{server_id}", detail),
     web.action("/project/instances/{server_id}/action", act, fallback="/project/instances"),

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import expect
 
-from tests.browser.conftest import DashboardCloud, axe_violations, wait_for
+from tests.browser.conftest import ARTIFACTS, DashboardCloud, axe_violations, login, wait_for
 
 MAIN_PAGES = ["/project/", "/project/instances", "/project/images", "/project/key_pairs", "/project/networks",
               "/project/topology", "/project/routers", "/project/security_groups", "/project/floating_ips",
@@ -50,6 +50,26 @@ def test_launch_instance_from_the_dialog_becomes_active(page: Any, dashboard_clo
     expect(row.locator("td.status")).to_have_text(re.compile("^Active"), timeout=30000)
     row.locator("a").click()
     expect(page.locator("#console-log")).to_be_visible()
+
+
+def test_launch_works_without_scripts(browser: Any, dashboard_cloud: DashboardCloud) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        login(page, dashboard_cloud.dashboard)
+        page.goto(f"{dashboard_cloud.dashboard}/project/instances")
+        page.get_by_role("button", name="Launch instance").click()
+        page.wait_for_url(re.compile(r".*/project/instances/launch$"))
+        name = unique("nojs")
+        page.get_by_label("Instance name").fill(name)
+        page.get_by_label("Image").select_option(label="tiny-guest")
+        page.get_by_role("button", name="Launch", exact=True).click()
+        page.wait_for_url(re.compile(r".*/project/instances$"))
+        expect(page.locator(".flash.success")).to_contain_text(f"Launching instance {name}")
+        expect(page.locator(f"tr[data-instance='{name}']")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "test_launch_works_without_scripts.png"), full_page=True)
+    finally:
+        context.close()
 
 
 def test_create_key_pair_downloads_the_private_key_once(page: Any, dashboard_cloud: DashboardCloud) -> None:
