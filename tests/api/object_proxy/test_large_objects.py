@@ -149,15 +149,20 @@ def test_versioning_keeps_old_versions(proxy: ProxyHarness) -> None:
 def test_container_and_account_quotas(proxy: ProxyHarness) -> None:
     alpha = proxy.users["alpha"]
     base = f"{proxy.account_url(alpha)}/{unique('quota')}"
-    with proxy.client(alpha) as http:
-        http.put(base, headers={"X-Container-Meta-Quota-Bytes": "10", "X-Container-Meta-Quota-Count": "2"})
-        assert http.put(f"{base}/a", content=b"12345").status_code == 201
-        assert http.put(f"{base}/b", content=b"123456").status_code == 413
-        assert http.put(f"{base}/b", content=iter([b"123", b"456"])).status_code == 413  # chunked
-        assert http.put(f"{base}/b", content=b"1").status_code == 201
-        assert http.put(f"{base}/c", content=b"1").status_code == 413
-        # only a reseller admin sets account quotas
-        assert http.post(proxy.account_url(alpha), headers={"X-Account-Meta-Quota-Bytes": "1"}).status_code == 403
+    cache = proxy.app.proxy.cluster.info
+    ttl, cache.ttl = cache.ttl, 60.0  # with cached container info, as `stratus up` runs, each write still counts
+    try:
+        with proxy.client(alpha) as http:
+            http.put(base, headers={"X-Container-Meta-Quota-Bytes": "10", "X-Container-Meta-Quota-Count": "2"})
+            assert http.put(f"{base}/a", content=b"12345").status_code == 201
+            assert http.put(f"{base}/b", content=b"123456").status_code == 413
+            assert http.put(f"{base}/b", content=iter([b"123", b"456"])).status_code == 413  # chunked
+            assert http.put(f"{base}/b", content=b"1").status_code == 201
+            assert http.put(f"{base}/c", content=b"1").status_code == 413
+            # only a reseller admin sets account quotas
+            assert http.post(proxy.account_url(alpha), headers={"X-Account-Meta-Quota-Bytes": "1"}).status_code == 403
+    finally:
+        cache.ttl = ttl
 
 
 def test_versions_containers_stay_out_of_the_account_listing(proxy: ProxyHarness) -> None:

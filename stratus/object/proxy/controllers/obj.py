@@ -172,6 +172,17 @@ async def check_quotas(proxy: Proxy, req: SwiftRequest, length: int | None) -> i
     return allowed
 
 
+QUOTA_HEADERS = ("x-container-meta-quota-bytes", "x-container-meta-quota-count", "x-account-meta-quota-bytes",
+                 "x-account-meta-quota-count")
+
+
+async def quotas_set(proxy: Proxy, account: str, container: str) -> bool:
+    """Whether the container or its account has a quota (from the cached info the PUT just used)."""
+    cinfo = (await proxy.cluster.container_info(account, container))["headers"]
+    ainfo = (await proxy.cluster.account_info(account))["headers"]
+    return any(name in cinfo or name in ainfo for name in QUOTA_HEADERS)
+
+
 async def put(proxy: Proxy, req: SwiftRequest, body: Body, length: int | None,
               extra: dict[str, str] | None = None, sha256: str | None = None) -> SwiftResponse:
     """Store `body` as the object (the container must exist)."""
@@ -191,7 +202,10 @@ async def put(proxy: Proxy, req: SwiftRequest, body: Body, length: int | None,
     timestamp = headers.setdefault("x-timestamp", now_timestamp())
     stream = verified(body, md5=etag, sha256=sha256, limit=allowed, length=length)
     status, backend = await proxy.cluster.put_object((account, container, obj), headers, stream, length)
-    proxy.cluster.forget(account, container)
+    if await quotas_set(proxy, account, container):
+        # The next write's quota check must see this one's bytes; without quotas the cached usage
+        # may lag by the cache's few seconds, as Swift's does (a refetch per PUT cost two HEADs).
+        proxy.cluster.forget(account, container)
     if status == 422:
         raise SwiftError(422, "Unprocessable Entity")
     if status // 100 != 2:
