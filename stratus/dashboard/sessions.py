@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 COOKIE_NAME = "stratus_session"
+# Anonymous sessions (one per visit to the login form) kept at most; past it the oldest go first, so
+# a flood of visits cannot fill the memory. Logged-in sessions are never evicted this way.
+MAX_ANONYMOUS = 10_000
 
 
 @dataclass
@@ -110,3 +113,8 @@ class SessionStore:
                  if now - s.last_seen > self.idle_timeout or (s.logged_in and now >= s.token_expires)]
         for sid in stale:
             del self._sessions[sid]
+        anonymous = [s for s in self._sessions.values() if not s.logged_in]
+        if len(anonymous) >= MAX_ANONYMOUS:
+            anonymous.sort(key=lambda s: s.last_seen)
+            for session in anonymous[:len(anonymous) - MAX_ANONYMOUS + 1]:
+                del self._sessions[session.id]

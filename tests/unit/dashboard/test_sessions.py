@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from stratus.dashboard import sessions
 from stratus.dashboard.sessions import SessionStore
 
 
@@ -62,3 +65,20 @@ def test_stale_anonymous_sessions_are_dropped_as_new_ones_come() -> None:
     clock.now += 61
     store.new()
     assert len(store) == 1
+
+
+def test_a_flood_of_anonymous_sessions_evicts_the_oldest_and_keeps_logged_in_ones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sessions, "MAX_ANONYMOUS", 5)
+    clock = Clock()
+    store = SessionStore("secret", idle_timeout=600, clock=clock)
+    user = store.new()
+    user.token, user.token_expires = "tok", clock.now + 3600
+    made = []
+    for _ in range(20):
+        clock.now += 1
+        made.append(store.new())
+    assert len(store) == 6
+    assert store.load(store.cookie_value(user)) is user
+    assert store.load(store.cookie_value(made[-1])) is made[-1]
+    assert store.load(store.cookie_value(made[0])) is None
