@@ -44,7 +44,7 @@ class Conductor(LifecycleMixin):
         self.settings = service.settings
 
     def serve(self) -> RpcServer:
-        return self.bus.serve(CONDUCTOR_TOPIC, self)
+        return self.bus.serve(CONDUCTOR_TOPIC, self, workers=self.settings.conductor_workers)
 
     def agent(self, host: str, method: str, **kwargs: Any) -> Any:
         return self.bus.call(f"{AGENT_TOPIC}.{host}", method, **kwargs)
@@ -109,7 +109,15 @@ class Conductor(LifecycleMixin):
     def build_instance(self, instance_id: str, request_id: str, admin_password: str | None = None) -> None:
         """Ports, then up to max_attempts hosts; ERROR with a fault (and everything freed) if none works."""
         with instance_actions.event(self.db, instance_id, request_id, SCHEDULE_EVENT):
-            self._build(instance_id, request_id, admin_password)
+            try:
+                self._build(instance_id, request_id, admin_password)
+            except Exception as exc:
+                # Not one of the failures _build handles (a database or connection error): the
+                # instance must still end in ERROR, holding nothing, rather than building forever.
+                log.exception("build of %s failed unexpectedly", instance_id)
+                self._fail_build(instance_id, f"Build of instance {instance_id} failed: {exc}",
+                                 self._ports_made_for(instance_id))
+                raise
 
     def _build(self, instance_id: str, request_id: str, admin_password: str | None) -> None:
         with self.db.transaction() as session:
@@ -186,6 +194,17 @@ class Conductor(LifecycleMixin):
         if len(tried) == self.settings.max_attempts:
             last_error = f"Exceeded maximum number of retries. {last_error}"
         self._fail_build(instance_id, last_error, ports)
+
+    def _ports_made_for(self, instance_id: str) -> list[dict[str, Any]]:
+        """The instance's ports as the network service knows them, the ones the user brought marked."""
+        network = self.service.network
+        if network is None:
+            return []
+        with self.db.transaction() as session:
+            row = session.get(models.Instance, instance_id)
+            requests = list((row.request_spec or {}).get("networks", [])) if row is not None else []
+        brought = {request["port"] for request in requests if request.get("port")}
+        return [{**port, "_preexisting": port["id"] in brought} for port in network.list_ports(device_id=instance_id)]
 
     def _abandon(self, instance_id: str, request_id: str) -> None:
         """The instance was deleted while it was being built: the delete may have run before the

@@ -42,7 +42,8 @@ log = logging.getLogger("stratus.bus")
 NOTIFICATION_TOPIC = "notifications.info"
 # How often a consumer thread looks up from the broker to notice it was asked to stop.
 _STOP_CHECK = 0.1
-# Handlers run in a pool so a slow one (or one that calls back into its own topic) blocks no other.
+# Handlers run in a pool so a slow one (or one that calls back into its own topic) blocks no other;
+# a server whose handlers mostly wait (a conductor waiting on agents) asks for more.
 _SERVER_WORKERS = 8
 # How hard a publisher tries to reach the broker before giving up (a few seconds at most).
 _RETRY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0}
@@ -112,10 +113,12 @@ class Bus:
 
     # -- receiving -----------------------------------------------------------------------------
 
-    def serve(self, topic: str, endpoint: object, host: str | None = None) -> RpcServer:
+    def serve(self, topic: str, endpoint: object, host: str | None = None,
+              workers: int = _SERVER_WORKERS) -> RpcServer:
         """Run `endpoint`'s public methods for messages to `topic`, `topic.host` and the topic's
-        fanout, in background threads, until `.stop()`. Returns once the queues are consumed."""
-        return RpcServer(self, topic, endpoint, host)
+        fanout, in up to `workers` background threads, until `.stop()`. Returns once the queues
+        are consumed."""
+        return RpcServer(self, topic, endpoint, host, workers)
 
     def listen_notifications(self, callback: Callable[[dict[str, Any]], None],
                              event_types: Iterable[str] | None = None) -> NotificationListener:
@@ -184,7 +187,8 @@ class Bus:
 class RpcServer:
     """Runs an endpoint's methods for the messages of one topic; see `Bus.serve`."""
 
-    def __init__(self, bus: Bus, topic: str, endpoint: object, host: str | None = None) -> None:
+    def __init__(self, bus: Bus, topic: str, endpoint: object, host: str | None = None,
+                 workers: int = _SERVER_WORKERS) -> None:
         self.topic, self.host = topic, host
         self._bus, self._endpoint = bus, endpoint
         prefix = bus._exchange.name
@@ -196,7 +200,7 @@ class RpcServer:
         fanout = Queue(f"{prefix}.{topic}.fanout.{uuid.uuid4().hex}", bus._fanout, routing_key=topic,
                        exclusive=True, auto_delete=True)
         queues.append(fanout)
-        self._pool = ThreadPoolExecutor(_SERVER_WORKERS, thread_name_prefix=f"bus-{topic}")
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"bus-{topic}")
         self._consumer = _Consumer(bus, f"server {topic}", queues, self._on_message, private=[fanout])
         if not self._consumer.start(bus.default_timeout):
             self._pool.shutdown()

@@ -14,6 +14,10 @@ from starlette.types import ASGIApp
 
 log = logging.getLogger("stratus.server")
 
+# Idle keep-alive connections are closed after this long. Clients (ours: service_client.py) let
+# theirs go sooner, so none sends a request on a connection the server is closing at that moment.
+KEEP_ALIVE_SECONDS = 75
+
 
 @dataclass
 class Listener:
@@ -34,7 +38,8 @@ async def serve_all(listeners: list[Listener], host: str, *, log_level: str = "i
     """Run until SIGINT/SIGTERM; `on_ready` runs once every listener accepts connections."""
     servers = [
         _Server(uvicorn.Config(item.app, host=host, port=item.port, log_level=log_level, loop="uvloop",
-                               http="httptools", lifespan="off", access_log=False, server_header=False))
+                               http="httptools", lifespan="off", access_log=False, server_header=False,
+                                timeout_keep_alive=KEEP_ALIVE_SECONDS))
         for item in listeners
     ]
     loop = asyncio.get_running_loop()

@@ -70,7 +70,8 @@ class ServiceClient:
     def __init__(self, url: str, auth: ServiceAuth, http: httpx.Client | None = None) -> None:
         self.url = url.rstrip("/")
         self.auth = auth
-        self.http = http or httpx.Client(timeout=60)
+        # Idle connections are dropped well before the server's keep-alive ends (core/server.py).
+        self.http = http or httpx.Client(timeout=60, limits=httpx.Limits(keepalive_expiry=30))
 
     def request(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = dict(kwargs.pop("headers", None) or {})

@@ -3,9 +3,10 @@ in ERROR with a fault, holding no port, no claim and no quota."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
-from stratus.compute import flavors, models, quotas
+from stratus.compute import flavors, models, networking, quotas
 from tests.api.compute.servers_helpers import boot, public_image, show, tenant, wait_for
 from tests.conftest import ComputeHarness, ImageHarness, NetworkHarness, make_compute
 
@@ -56,5 +57,29 @@ def test_failing_everywhere_ends_in_error_and_frees_everything(network: NetworkH
         assert show(cloud, cloud.as_admin(), server_id)["OS-EXT-SRV-ATTR:host"] is None
         # The ERROR server can still be deleted.
         assert cloud.client.delete(f"/v2.1/servers/{server_id}", headers=alice.headers).status_code == 204
+    finally:
+        cloud.close()
+
+
+def test_an_unexpected_error_mid_build_ends_in_error_and_frees_everything(
+        network: NetworkHarness, image: ImageHarness, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud = _cloud(network, image, database_url, "")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the database went away")
+
+    # After the ports exist: what the build does next fails with an error it does not expect.
+    monkeypatch.setattr(networking, "network_info", broken)
+    try:
+        alice = tenant(cloud, "alice")
+        server_id = boot(cloud, alice, public_image(cloud))["id"]
+        server = wait_for(cloud, alice, server_id, "ERROR")
+        assert "the database went away" in server["fault"]["message"]
+        ports = cloud.network.client.get(f"/v2.0/ports?device_id={server_id}", headers=cloud.as_admin())
+        assert ports.json()["ports"] == []
+        with cloud.service.db.transaction() as session:
+            assert session.scalar(sa.select(sa.func.count()).select_from(models.Allocation)) == 0
+            used = quotas.usage(session, alice.project_id)
+        assert used["instances"] == 0 and used["cores"] == 0
     finally:
         cloud.close()
