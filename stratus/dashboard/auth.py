@@ -17,7 +17,8 @@ def _identity(request: Request) -> Identity:
 
 def _safe_next(target: str) -> str:
     # Only a path on this site: never an open redirect to another host.
-    return target if target.startswith("/") and not target.startswith("//") else "/project/"
+    # Browsers read "/\\host" as "//host", so a backslash after the slash is refused too.
+    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/project/"
 
 
 async def login_form(request: Request) -> Response:

@@ -14,3 +14,4 @@ def test_fault_message_reads_every_api_style() -> None:
         assert fault_message(httpx.Response(404, json=body)) == "Instance x could not be found."
     assert fault_message(httpx.Response(502, text="")) == "HTTP 502"
     assert fault_message(httpx.Response(409, text="plain words")) == "plain words"
+
