@@ -259,6 +259,43 @@ def test_metadata_proxy_signs_for_the_guest_and_ignores_its_headers(world: World
     assert seen["x-tenant-id"] == "project-of-" + world.net_a["id"][:4]
 
 
+def test_a_new_reservation_reloads_dnsmasq_without_restarting_it(world: World, tmp_path: Path) -> None:
+    pid = pid_of(world.plane.dhcp.pid_file(world.net_a["id"]))
+    assert pid is not None
+    a3 = d.port(world.net_a, "10.0.0.7", [world.sg_a])
+    guest = world.guest(a3)
+    assert a3["id"] in world.plane.apply_port(a3).ports
+    world.plane.apply_network(d.with_hosts(world.net_a, [world.a1, world.a2, a3]))
+    assert pid_of(world.plane.dhcp.pid_file(world.net_a["id"])) == pid
+    script, out = tmp_path / "udhcpc.sh", tmp_path / "lease"
+    script.write_text(f'#!/bin/sh\n[ "$1" = bound ] && echo "$ip" > {out}\nexit 0\n')
+    script.chmod(0o755)
+    done = guest.run("busybox", "udhcpc", "-i", "eth0", "-q", "-n", "-f", "-T", "1", "-t", "4", "-s", str(script),
+                     timeout=30)
+    log = world.plane.dhcp.directory(world.net_a["id"]) / "log"
+    assert done.returncode == 0 and out.read_text().strip() == "10.0.0.7", done.stderr + log.read_text()[-2000:]
+    world.plane.remove_port(a3["id"])
+    assert not Path(f"/sys/class/net/{names.tap(a3['id'])}").exists()
+    world.plane.apply_network(world.net_a)  # a reservation gone: dnsmasq starts again without it
+    hosts = (world.plane.dhcp.directory(world.net_a["id"]) / "hosts.d" / "hosts").read_text()
+    assert a3["mac_address"] not in hosts
+    assert pid_of(world.plane.dhcp.pid_file(world.net_a["id"])) not in (None, pid)
+
+
+def test_remote_group_membership_is_a_set_update(world: World) -> None:
+    assert world.ga2.ping("10.0.0.5")  # A2 is a member of the group A1's rule admits
+    chain = sh("nft", "list", "chain", "inet", names.FILTER_TABLE, "in_" + world.a1["id"].replace("-", "_")).stdout
+    only_a1 = d.group(world.sg_a, world.base_rules_a, [world.a1])
+    try:
+        world.plane.apply_security_group(only_a1)
+        assert not world.ga2.ping("10.0.0.5")
+        after = sh("nft", "list", "chain", "inet", names.FILTER_TABLE, "in_" + world.a1["id"].replace("-", "_")).stdout
+        assert after == chain  # the port's chain was not rewritten
+    finally:
+        world.plane.apply_security_group(world.group_a)
+    assert world.ga2.ping("10.0.0.5")
+
+
 def test_sync_with_nothing_removes_everything(world: World) -> None:
     pids = [pid_of(world.plane.dhcp.pid_file(n["id"])) for n in (world.net_a, world.net_b)]
     assert all(pids)

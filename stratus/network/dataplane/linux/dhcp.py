@@ -2,9 +2,11 @@
 is on the network's bridge) and one dnsmasq serving fixed MAC -> address reservations only.
 
 dnsmasq gets `dhcp-range=...,static` per IPv4 DHCP subnet, so a MAC without a reservation gets no
-lease. Reservations and options live in files dnsmasq re-reads on SIGHUP: a port coming or going
-rewrites them and signals, never restarts. Only a change of the command line (subnets, lease time,
-the interface) restarts it. dnsmasq is found by its PID file and stopped by that PID.
+lease. Reservations live in a file of dnsmasq's `--dhcp-hostsdir`, which it watches (inotify) and
+reads again when it changes: a new port needs no signal and no restart. SIGHUP is not used: the
+dnsmasq of Debian 12 (2.90) crashes (SIGSEGV, seen with strace here) on SIGHUP once it has handed
+out a lease. So a reservation going away, new options or a new command line (subnets, lease time,
+interface) restart it. dnsmasq is found by its PID file and stopped by that PID.
 
 Metadata: guests reach 169.254.169.254 through their default gateway, the router, whose namespace
 runs the proxy (metadata_proxy.py). So DHCP sends no extra route for it; networks without a router
@@ -61,17 +63,22 @@ class DhcpServers:
                      for a in dhcp["addresses"] if a["subnet_id"] in by_subnet]
         namespaces.set_addresses(inside, addresses, netns)
         directory = self.directory(doc["id"])
-        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "hosts.d").mkdir(parents=True, exist_ok=True)
         tags = {s["id"]: f"s{i}" for i, s in enumerate(subnets)}
-        _write(directory / "hosts", _hosts(doc, tags))
-        _write(directory / "opts", _options(subnets, tags, doc["mtu"]))
+        hosts_file, opts_file = directory / "hosts.d" / "hosts", directory / "opts"
+        old_hosts = set(hosts_file.read_text().splitlines()) if hosts_file.exists() else set()
+        old_opts = opts_file.read_text() if opts_file.exists() else None
+        hosts, opts = _hosts(doc, tags), _options(subnets, tags, doc["mtu"])
         argv = self._argv(doc["id"], inside, subnets, tags)
         fingerprint = hashlib.sha256("\0".join(argv).encode()).hexdigest()
         pid = self.running_pid(doc["id"])
         stamp = directory / "argv.sha256"
-        if pid is not None and stamp.exists() and stamp.read_text() == fingerprint:
-            os.kill(pid, signal.SIGHUP)  # re-read hosts and options
-        else:
+        # New reservations only: dnsmasq reads them from its hosts dir by itself (inotify).
+        additions_only = (pid is not None and stamp.exists() and stamp.read_text() == fingerprint
+                          and old_hosts <= set(hosts.splitlines()) and old_opts == opts)
+        _write(hosts_file, hosts, directory)
+        _write(opts_file, opts, directory)
+        if not additions_only:
             if pid is not None:
                 self._stop(pid, doc["id"])
             if subnets:
@@ -83,8 +90,8 @@ class DhcpServers:
         directory = self.directory(network_id)
         argv = [DNSMASQ, "--no-hosts", "--no-resolv", "--port=0", "--bind-interfaces",
                 f"--interface={interface}", "--except-interface=lo", f"--pid-file={self.pid_file(network_id)}",
-                f"--dhcp-hostsfile={directory / 'hosts'}", f"--dhcp-optsfile={directory / 'opts'}",
-                "--leasefile-ro", "--dhcp-authoritative", "--dhcp-ignore=tag:!known",
+                f"--dhcp-hostsdir={directory / 'hosts.d'}", f"--dhcp-optsfile={directory / 'opts'}",
+                f"--dhcp-leasefile={directory / 'leases'}", "--dhcp-authoritative", "--dhcp-ignore=tag:!known",
                 # The files live in the state dir, which only root may read.
                 "--user=root", "--group=root", f"--log-facility={directory / 'log'}"]
         for subnet in subnets:
@@ -140,9 +147,10 @@ def stop_pid(pid: int, wait: float = 5.0) -> None:
         pass
 
 
-def _write(path: Path, text: str) -> None:
-    """Replace `path` whole (dnsmasq may read it at any moment)."""
-    temp = path.with_suffix(".tmp")
+def _write(path: Path, text: str, scratch: Path) -> None:
+    """Replace `path` whole (dnsmasq may read it at any moment); the temporary file is made in
+    `scratch`, outside the directory dnsmasq watches."""
+    temp = scratch / (".new-" + path.name)
     temp.write_text(text)
     temp.replace(path)
 
