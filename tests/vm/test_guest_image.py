@@ -1,0 +1,268 @@
+"""The guest image booted for real: DHCP, metadata, user_data, SSH with the key from metadata, and both
+ways of powering off (poweroff inside, ACPI system_powerdown over QMP); the build cache, the
+accelerator probe and the DHCP script's routes."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stratus.guest import GuestImage, accel, bare_boot_seconds, build
+from stratus.guest.boot import direct_boot_args
+from stratus.guest.kernel import has_pvh_entry
+from stratus.guest.recipe import FILES_DIR
+
+HOSTNAME = "guest-under-test"
+USER_DATA = "#!/bin/sh\necho made-by-user-data > /root/user_data_ran\n"
+
+
+class Metadata(http.server.BaseHTTPRequestHandler):
+    """The EC2 and OpenStack paths the guest's init fetches, answered as the metadata service does."""
+
+    files: dict[str, str] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+        body = self.files.get(self.path)
+        self.send_response(200 if body is not None else 404)
+        data = (body or "not found").encode()
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Guest:
+    """One QEMU process booting the guest image, its console in a file, QMP on a unix socket."""
+
+    def __init__(self, image: GuestImage, accel_name: str, workdir: Path, netdev: str | None) -> None:
+        self.console = workdir / "console.log"
+        self.qmp_path = workdir / "qmp.sock"
+        command = [*direct_boot_args(image, accel_name), "-serial", f"file:{self.console}",
+                   "-qmp", f"unix:{self.qmp_path},server=on,wait=off", "-device", "virtio-rng-pci",
+                   "-drive", f"file={image.disk},if=virtio,format=qcow2,snapshot=on"]
+        if netdev is None:
+            command += ["-nic", "none"]
+        else:
+            command += ["-netdev", netdev, "-device", "virtio-net-pci,netdev=net0"]
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE)
+
+    def text(self) -> str:
+        return self.console.read_text(errors="replace") if self.console.exists() else ""
+
+    def wait_for(self, marker: str, timeout: float = 90.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if marker in self.text():
+                return self.text()
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        stderr = self.process.stderr.read().decode() if self.process.poll() is not None and self.process.stderr else ""
+        pytest.fail(f"no {marker!r} on the guest console within {timeout:.0f} s; qemu stderr: {stderr}\n"
+                    f"console:\n{self.text()[-3000:]}")
+
+    def qmp(self, command: str) -> dict[str, object]:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(str(self.qmp_path))
+            stream = sock.makefile("rw")
+            json.loads(stream.readline())  # the greeting
+            for execute in ("qmp_capabilities", command):
+                stream.write(json.dumps({"execute": execute}) + "\n")
+                stream.flush()
+                while True:
+                    reply = json.loads(stream.readline())
+                    if "return" in reply or "error" in reply:
+                        break
+            return reply  # type: ignore[no-any-return]
+
+    def exits_within(self, seconds: float) -> bool:
+        try:
+            self.process.wait(timeout=seconds)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+
+
+@pytest.fixture
+def metadata_server() -> Iterator[tuple[int, dict[str, str]]]:
+    files: dict[str, str] = {}
+    handler = type("Handler", (Metadata,), {"files": files})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], files
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def ssh_key(tmp_path: Path) -> Path:
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
+
+
+def _ssh(key: Path, port: int, command: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    args = ["ssh", "-i", str(key), "-p", str(port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+            "root@127.0.0.1", command]
+    deadline = time.monotonic() + timeout
+    while True:
+        result = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        if result.returncode != 255 or time.monotonic() > deadline:  # 255: ssh itself failed (not up yet)
+            return result
+        time.sleep(1)
+
+
+def test_guest_gets_dhcp_address_metadata_and_user_data_and_accepts_the_metadata_key_over_ssh(
+        guest_image: GuestImage, guest_accel: str, metadata_server: tuple[int, dict[str, str]], ssh_key: Path,
+        tmp_path: Path) -> None:
+    port, files = metadata_server
+    files["/latest/meta-data/hostname"] = f"{HOSTNAME}.novalocal"
+    files["/latest/meta-data/public-keys/0/openssh-key"] = (ssh_key.with_suffix(".pub")).read_text()
+    files["/openstack/latest/user_data"] = USER_DATA
+    ssh_port = _free_port()
+    # User-mode networking on the link-local network, so that 169.254.169.254 is on the guest's link
+    # and its connections there are handed to our metadata server; restrict=on keeps the guest off
+    # every other address.
+    netdev = (f"user,id=net0,net=169.254.0.0/16,host=169.254.0.2,dhcpstart=169.254.0.15,restrict=on,"
+              f"hostfwd=tcp:127.0.0.1:{ssh_port}-:22,"
+              f"guestfwd=tcp:169.254.169.254:80-cmd:/bin/busybox nc 127.0.0.1 {port}")
+    guest = Guest(guest_image, guest_accel, tmp_path, netdev)
+    try:
+        console = guest.wait_for("STRATUS-GUEST: ssh ready", timeout=100)
+        assert "STRATUS-GUEST: booted" in console
+        assert "STRATUS-GUEST: ip=169.254.0.15" in console
+        assert f"STRATUS-GUEST: hostname={HOSTNAME}" in console
+        assert "STRATUS-GUEST: public key installed" in console
+        assert "STRATUS-GUEST: user_data ran (exit 0)" in console
+
+        result = _ssh(ssh_key, ssh_port, "hostname; cat /root/user_data_ran")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == [HOSTNAME, "made-by-user-data"]
+
+        # poweroff typed inside the guest ends the QEMU process (busybox init runs the shutdown first).
+        subprocess.run(["ssh", "-i", str(ssh_key), "-p", str(ssh_port), "-o", "BatchMode=yes",
+                        "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                        "root@127.0.0.1", "poweroff"], capture_output=True, timeout=60)
+        assert guest.exits_within(30), "poweroff inside the guest did not end QEMU within 30 s"
+        assert "STRATUS-GUEST: powering off" in guest.text()
+    finally:
+        guest.kill()
+
+
+def test_guest_without_network_says_so_and_acpi_powerdown_powers_it_off(
+        guest_image: GuestImage, guest_accel: str, tmp_path: Path) -> None:
+    guest = Guest(guest_image, guest_accel, tmp_path, None)
+    try:
+        console = guest.wait_for("STRATUS-GUEST: ssh ready", timeout=100)
+        assert "STRATUS-GUEST: failed: no network interface eth0" in console
+        # The ACPI power button (what the qemu driver's power off sends before it kills) powers it off.
+        assert guest.qmp("system_powerdown") == {"return": {}}
+        assert guest.exits_within(30), "system_powerdown did not power the guest off within 30 s"
+        text = guest.text()
+        assert "STRATUS-GUEST: power button pressed" in text
+        assert "STRATUS-GUEST: powering off" in text
+    finally:
+        guest.kill()
+
+
+def test_build_is_cached_by_recipe_and_makes_a_qcow2_a_pvh_kernel_and_an_initrd(
+        guest_image: GuestImage, guest_cache_dir: Path) -> None:
+    started = time.monotonic()
+    again = build(guest_cache_dir)
+    assert time.monotonic() - started < 10, "a second build of the same recipe must come from the cache"
+    assert again == guest_image
+    assert guest_image.disk.parent == guest_cache_dir / guest_image.recipe_hash
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(guest_image.disk)],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert info["format"] == "qcow2"
+    assert info["virtual-size"] >= 64 * 1024 * 1024
+    assert has_pvh_entry(guest_image.kernel.read_bytes())
+    with guest_image.initrd.open("rb") as f:
+        assert f.read(2) == b"\x1f\x8b"  # gzip-compressed cpio
+    assert guest_image.machine == "q35"
+    assert "console=ttyS0" in guest_image.cmdline and "root=/dev/vda" in guest_image.cmdline
+
+
+def test_dhcp_script_installs_classless_static_routes_and_ignores_the_router_option(tmp_path: Path) -> None:
+    """The guest's udhcpc script, run with busybox's own ip in a scratch network namespace."""
+    namespace = f"stratus-guest-t{os.getpid()}"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for applet in ("ip", "grep"):
+        (bin_dir / applet).symlink_to("/bin/busybox")
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        def in_ns(*command: str, env: dict[str, str] | None = None) -> str:
+            environment = ["env", "-i", *(f"{key}={value}" for key, value in (env or {}).items())] if env else []
+            return subprocess.run(["ip", "netns", "exec", namespace, *environment, *command], capture_output=True,
+                                  text=True, check=True).stdout
+
+        in_ns("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
+        in_ns("ip", "link", "set", "peer0", "up")
+        lease = {"PATH": str(bin_dir), "STRATUS_RESOLV_CONF": str(tmp_path / "resolv.conf"),
+                 "STRATUS_RUN_DIR": str(tmp_path), "interface": "eth0", "ip": "10.0.0.5", "mask": "24",
+                 "router": "10.0.0.99", "dns": "10.0.0.3 10.0.0.4", "domain": "example.org", "mtu": "1450",
+                 "staticroutes": "169.254.169.254/32 10.0.0.2 0.0.0.0/0 10.0.0.1 10.9.0.0/16 0.0.0.0"}
+        script = str(FILES_DIR / "udhcpc-script")
+        in_ns("/bin/busybox", "sh", script, "deconfig", env=lease)
+        in_ns("/bin/busybox", "sh", script, "bound", env=lease)
+        routes = in_ns("ip", "-4", "route").splitlines()
+        assert "default via 10.0.0.1 dev eth0" in [r.strip() for r in routes]
+        assert any(r.startswith("169.254.169.254 via 10.0.0.2 dev eth0") for r in routes)
+        assert any(r.startswith("10.9.0.0/16 dev eth0") for r in routes)
+        assert any(r.startswith("10.0.0.0/24 dev eth0") for r in routes)
+        assert "10.0.0.99" not in "\n".join(routes)  # RFC 3442: the router option is ignored
+        assert "mtu 1450" in in_ns("ip", "link", "show", "eth0")
+        assert (tmp_path / "resolv.conf").read_text() == (
+            "search example.org\nnameserver 10.0.0.3\nnameserver 10.0.0.4\n")
+        assert (tmp_path / "net.address").read_text() == "10.0.0.5\n"
+
+        # Without option 121 the router option gives the default route.
+        plain = {k: v for k, v in lease.items() if k != "staticroutes"} | {"ip": "10.0.0.6"}
+        in_ns("/bin/busybox", "sh", script, "bound", env=plain)
+        routes = [r.strip() for r in in_ns("ip", "-4", "route").splitlines()]
+        assert "default via 10.0.0.99 dev eth0" in routes
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=False)
+
+
+def test_accelerator_probe_sees_the_kernel_boot_under_tcg_and_the_choice_is_cached(
+        guest_image: GuestImage, guest_cache_dir: Path, guest_accel: str) -> None:
+    assert accel.probe(guest_image.kernel, "tcg", guest_cache_dir)
+    assert guest_accel in ("kvm", "tcg")
+    started = time.monotonic()
+    assert accel.choose(guest_cache_dir) == guest_accel
+    assert time.monotonic() - started < 10, "the accelerator choice must be cached per host"
+
+
+def test_bare_boot_reaches_the_first_console_marker(guest_image: GuestImage, guest_accel: str) -> None:
+    seconds = bare_boot_seconds(guest_image, guest_accel)
+    assert 0 < seconds < 90
