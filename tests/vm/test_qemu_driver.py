@@ -173,7 +173,7 @@ def test_a_vm_through_its_life(host: tuple[QemuDriver, GuestFiles, Path], tmp_pa
     pid = process.find(where)
     restarted.destroy(instance, [port])
     restarted.destroy(instance, [port])  # again: nothing left to do, no error
-    assert pid is not None and not Path(f"/proc/{pid}/cmdline").exists() or process.find(where) is None
+    assert pid is not None and not process.is_running(pid, instance["id"])
     assert not Path("/sys/class/net", tap_name(port["id"])).exists()
     assert not where.path.exists()
     assert restarted.list_instances() == []

@@ -41,7 +41,8 @@ def launch(argv: list[str], where: InstanceDir) -> int:
     return pid
 
 
-def _is_vm(pid: int, instance_id: str) -> bool:
+def is_running(pid: int, instance_id: str) -> bool:
+    """Whether `pid` is a live QEMU of that instance (a zombie waiting to be reaped is not)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             if stat.read().rsplit(b")", 1)[-1].split()[0] in (b"Z", b"X"):
@@ -59,12 +60,12 @@ def find(where: InstanceDir) -> int | None:
         pid = int(where.pidfile.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _is_vm(pid, where.id) else None
+    return pid if is_running(pid, where.id) else None
 
 
 def wait_gone(pid: int, instance_id: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while _is_vm(pid, instance_id):
+    while is_running(pid, instance_id):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
@@ -73,7 +74,7 @@ def wait_gone(pid: int, instance_id: str, timeout: float) -> bool:
 
 def kill(pid: int, instance_id: str) -> None:
     """SIGKILL, then wait until it is gone."""
-    if not _is_vm(pid, instance_id):
+    if not is_running(pid, instance_id):
         return
     try:
         os.kill(pid, signal.SIGKILL)
