@@ -147,6 +147,10 @@ def _listeners(cfg: Config, identity: IdentityService | None, bus: Bus,
         _start_compute_control(compute, bus)
     if "network-agent" in roles:
         _start_network_agent(cfg, bus)
+        if "api" in roles and cfg.network.agent_dataplane == "linux":
+            from stratus.network.dataplane.linux.seed import start_seeding
+
+            start_seeding(cfg, SERVICE_USERS["network"], _service_password(cfg))
     if "compute" in roles:
         _start_compute_agents(compute, bus)
     if "metadata" in roles:
