@@ -7,5 +7,6 @@ the image service as `stratus-guest`; `accel.choose()` says whether KVM really w
 from stratus.guest.boot import bare_boot_seconds
 from stratus.guest.build import build, default_cache_dir
 from stratus.guest.image import GuestImage
+from stratus.guest.upload import upload
 
-__all__ = ["GuestImage", "bare_boot_seconds", "build", "default_cache_dir"]
+__all__ = ["GuestImage", "bare_boot_seconds", "build", "default_cache_dir", "upload"]

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from stratus.guest import GuestImage, accel, bare_boot_seconds, build
+from stratus.guest import GuestImage, accel, bare_boot_seconds, build, upload
 from stratus.guest.boot import direct_boot_args
 from stratus.guest.kernel import has_pvh_entry
 from stratus.guest.recipe import FILES_DIR
+from tests.conftest import ImageHarness
 
 HOSTNAME = "guest-under-test"
 USER_DATA = "#!/bin/sh\necho made-by-user-data > /root/user_data_ran\n"
@@ -266,3 +267,32 @@ def test_accelerator_probe_sees_the_kernel_boot_under_tcg_and_the_choice_is_cach
 def test_bare_boot_reaches_the_first_console_marker(guest_image: GuestImage, guest_accel: str) -> None:
     seconds = bare_boot_seconds(guest_image, guest_accel)
     assert 0 < seconds < 90
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """The upload test needs one image service, not one per database engine."""
+    return f"sqlite:///{tmp_path / 'identity.sqlite'}"
+
+
+def test_upload_makes_kernel_ramdisk_and_disk_images_once_per_recipe(
+        guest_image: GuestImage, image: ImageHarness) -> None:
+    token = image.as_admin()["X-Auth-Token"]
+    guest_id = upload("http://testserver", token, guest_image, http=image.client)
+    admin = image.as_admin()
+    disk = image.client.get(f"/v2/images/{guest_id}", headers=admin).json()
+    assert disk["name"] == "stratus-guest" and disk["status"] == "active" and disk["visibility"] == "public"
+    assert (disk["disk_format"], disk["container_format"]) == ("qcow2", "bare")
+    assert disk["size"] == guest_image.disk.stat().st_size
+    assert disk["os_command_line"] == guest_image.cmdline and disk["hw_machine_type"] == guest_image.machine
+    assert disk["stratus_guest_recipe"] == guest_image.recipe_hash
+    kernel = image.client.get(f"/v2/images/{disk['kernel_id']}", headers=admin).json()
+    ramdisk = image.client.get(f"/v2/images/{disk['ramdisk_id']}", headers=admin).json()
+    assert (kernel["disk_format"], kernel["status"], kernel["size"]) == (
+        "aki", "active", guest_image.kernel.stat().st_size)
+    assert (ramdisk["disk_format"], ramdisk["status"], ramdisk["size"]) == (
+        "ari", "active", guest_image.initrd.stat().st_size)
+
+    count = len(image.client.get("/v2/images", headers=admin).json()["images"])
+    assert upload("http://testserver", token, guest_image, http=image.client) == guest_id
+    assert len(image.client.get("/v2/images", headers=admin).json()["images"]) == count
