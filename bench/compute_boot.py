@@ -98,9 +98,11 @@ def _run(urls: dict[str, str], hosts: int, count: int, concurrency: int) -> None
             now = time.monotonic()
             for server in listing["servers"]:
                 active.setdefault(server["id"], now)
-            failed = http.get(f"{urls['compute']}/v2.1/servers", params={"status": "ERROR"}).json()["servers"]
-            if failed:
-                errors.extend(f"ERROR {s['id']}" for s in failed if f"ERROR {s['id']}" not in errors)
+            failed = http.get(f"{urls['compute']}/v2.1/servers/detail", params={"status": "ERROR"}).json()["servers"]
+            for server in failed:
+                line = f"ERROR {server['id']}: {server.get('fault', {}).get('message', '')[:300]}"
+                if line not in errors:
+                    errors.append(line)
             if done_posting.is_set() and len(active) + len(failed) >= len(posted):
                 return
             if now - started > 900:
