@@ -378,6 +378,15 @@ def _add_ring_commands() -> None:
 _add_ring_commands()
 
 
+def _add_guest_commands() -> None:
+    from stratus.guest.cli import guest
+
+    main.add_command(guest)
+
+
+_add_guest_commands()
+
+
 @main.group()
 def db() -> None:
     """Database schema."""
