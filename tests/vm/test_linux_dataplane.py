@@ -318,3 +318,50 @@ def test_sync_with_nothing_removes_everything(world: World) -> None:
     assert world.plane.firewall.ports() == set()
     assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
     assert world.plane.proxies.routers() == set()
+
+
+def test_stratus_up_with_the_linux_data_plane_builds_the_default_router(tmp_path: Path) -> None:
+    """The whole path: `stratus up` seeds public/private/router, the agent gets them from the
+    conductor and builds the router, and the host reaches the router's gateway on its bridge."""
+    _require_host()
+    from tests.clients.conftest import _free_port, launch, stop
+
+    bridge = "stxup" + uuid.uuid4().hex[:8]
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "stratus.toml").write_text(
+        f'[network]\nagent_dataplane = "linux"\nhost = "linuxtest-{uuid.uuid4().hex[:6]}"\n'
+        f'bridge_mappings = ["public:{bridge}"]\nexternal_network_cidr = "198.18.78.0/24"\n')
+    proc = launch(state, _free_port())
+    router_ns = ""
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            router_ns = next((n for n in sh("ip", "netns", "list").stdout.split()
+                              if n.startswith(names.ROUTER_NS) and _has_gateway(n, "198.18.78.")), "")
+            if router_ns:
+                break
+            time.sleep(0.5)
+        log = (state / "stratus-up.log").read_text(errors="replace")
+        assert router_ns, f"no router namespace with a gateway on 198.18.78.0/24; stratus up said:\n{log[-3000:]}"
+        gateway = _has_gateway(router_ns, "198.18.78.")
+        assert _host_ping(gateway)
+        assert "198.18.78.1/24" in sh("ip", "-o", "addr", "show", "dev", bridge).stdout
+    finally:
+        stop(proc, state)
+        plane = LinuxDataPlane(LinuxSettings(state_dir=state / "network-linux", bridge_mappings={"public": bridge}),
+                               lambda n, a: None, lambda i: "")
+        plane.sync(d.state([], [], [], []))
+        plane.close()
+        sh("ip", "link", "del", bridge, check=False)
+        for table in (f"inet {names.FILTER_TABLE}", f"bridge {names.PORT_MARK_TABLE}"):
+            sh("nft", "delete", "table", *table.split(), check=False)
+
+
+def _has_gateway(netns: str, prefix: str) -> str:
+    """The address starting with `prefix` in `netns`, or ""."""
+    out = sh("ip", "-n", netns, "-o", "-4", "addr", "show", check=False).stdout
+    for word in out.split():
+        if word.startswith(prefix):
+            return word.split("/")[0]
+    return ""
