@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from stratus.cli import main
 from stratus.guest import GuestImage, accel, bare_boot_seconds, build, upload
 from stratus.guest.boot import direct_boot_args
 from stratus.guest.kernel import has_pvh_entry
@@ -210,6 +212,15 @@ def test_build_is_cached_by_recipe_and_makes_a_qcow2_a_pvh_kernel_and_an_initrd(
         assert f.read(2) == b"\x1f\x8b"  # gzip-compressed cpio
     assert guest_image.machine == "q35"
     assert "console=ttyS0" in guest_image.cmdline and "root=/dev/vda" in guest_image.cmdline
+
+
+def test_stratus_guest_build_prints_the_files(guest_image: GuestImage, guest_cache_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["guest", "build", "--cache-dir", str(guest_cache_dir)])
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(": ", 1) for line in result.output.splitlines())
+    assert Path(lines["disk"]) == guest_image.disk and Path(lines["kernel"]) == guest_image.kernel
+    assert Path(lines["initrd"]) == guest_image.initrd and lines["cmdline"] == guest_image.cmdline
+    assert lines["machine"] == "q35"
 
 
 def test_dhcp_script_installs_classless_static_routes_and_ignores_the_router_option(tmp_path: Path) -> None:
