@@ -7,6 +7,7 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
 from stratus.object.diskfile import DiskFileManager
@@ -129,17 +130,19 @@ def test_replicate_reports_suffix_hashes_and_objects(object_client: TestClient) 
     assert (object_client.app.manager.devices_dir / "d1" / "objects" / "3" / "hashes.json").exists()  # type: ignore[attr-defined]
 
 
-def test_a_body_cut_short_is_never_committed(cluster: Cluster) -> None:
-    """The client (a proxy) drops the connection mid-upload: nothing becomes visible."""
+@pytest.mark.parametrize("length", [100_000, 1_000_000], ids=["read-whole", "streamed-to-disk"])
+def test_a_body_cut_short_is_never_committed(cluster: Cluster, length: int) -> None:
+    """The client (a proxy) drops the connection mid-upload: nothing becomes visible, no temp file stays."""
     port = cluster.servers["object"].port
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(f"PUT /d1/3/AUTH_a/c/partial HTTP/1.1\r\nHost: x\r\nX-Timestamp: {stamp()}\r\n"
-                     "Content-Length: 100000\r\n\r\n".encode() + b"x" * 1000)
+        sock.sendall(f"PUT /d1/3/AUTH_a/c/partial{length} HTTP/1.1\r\nHost: x\r\nX-Timestamp: {stamp()}\r\n"
+                     f"Content-Length: {length}\r\n\r\n".encode() + b"x" * 1000)
         time.sleep(0.2)
     time.sleep(0.3)
-    response = cluster.client.get(f"http://127.0.0.1:{port}/d1/3/AUTH_a/c/partial")
+    response = cluster.client.get(f"http://127.0.0.1:{port}/d1/3/AUTH_a/c/partial{length}")
     assert response.status_code == 404
-    assert list((cluster.devices_dir / "d1" / "tmp").iterdir()) == []
+    tmp = cluster.devices_dir / "d1" / "tmp"
+    assert not tmp.exists() or list(tmp.iterdir()) == []
 
 
 def test_metadata_bytes_come_back_unchanged(cluster: Cluster) -> None:
