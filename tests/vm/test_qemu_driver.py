@@ -46,7 +46,7 @@ class GuestFiles:
             while block := data.read(1024 * 1024):
                 digest.update(block)
         return {"id": image_id, "status": "active", "disk_format": fmt, "os_hash_algo": "sha512",
-                "os_hash_value": digest.hexdigest()}
+                "os_hash_value": digest.hexdigest(), "visibility": "public"}
 
     def download(self, image_id: str) -> Iterator[bytes]:
         with open(self.files[image_id][0], "rb") as data:
@@ -105,7 +105,7 @@ def test_a_vm_through_its_life(host: tuple[QemuDriver, GuestFiles, Path], tmp_pa
     driver, files, root = host
     guest = driver.guest  # type: ignore[attr-defined]
     image_meta = {"kernel_id": files.add(guest.kernel, "aki"), "ramdisk_id": files.add(guest.initrd, "ari"),
-                  "os_command_line": guest.cmdline, "hw_machine_type": guest.machine}
+                  "os_command_line": guest.cmdline, "hw_machine_type": guest.machine, "hw_rng_model": "virtio"}
     port = {"id": str(uuid.uuid4()), "mac_address": "fa:16:3e:12:34:56", "fixed_ips": []}
     instance = {"id": str(uuid.uuid4()), "name": "vm1", "hostname": "vm1", "image_ref": files.add(guest.disk, "qcow2"),
                 "flavor": {"vcpus": 1, "ram": 192, "disk": 1, "ephemeral": 1, "swap": 32}}

@@ -84,6 +84,13 @@ def test_q35_gets_hotplug_root_ports_and_microvm_mmio_devices() -> None:
     assert not any(d.startswith("pcie-root-port") for d in pc)
 
 
+def test_rng_device_only_when_the_image_asks_for_it() -> None:
+    assert "-object" not in command.build(_spec(), InstanceDir(Path("/srv"), INSTANCE))
+    argv = command.build(_spec(rng=True), InstanceDir(Path("/srv"), INSTANCE))
+    assert _value_after(argv, "-object") == ["rng-random,id=rng0,filename=/dev/urandom"]
+    assert "virtio-rng-pci,rng=rng0" in _value_after(argv, "-device")
+
+
 def test_commas_in_paths_are_escaped(tmp_path: Path) -> None:
     where = InstanceDir(tmp_path / "a,b", INSTANCE)
     argv = command.build(_spec(disks=[Disk("root", "/x,y/disk")]), where)

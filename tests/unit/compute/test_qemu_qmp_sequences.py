@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -315,6 +316,38 @@ def test_spawn_refuses_machine_types_that_could_carry_options(tmp_path: Path, qm
     with pytest.raises(DriverError, match="machine type"):
         drv.spawn(doc, {"hw_machine_type": "q35,accel=kvm"}, [], None)
     assert not (tmp_path / doc["id"]).exists()  # a failed spawn leaves nothing behind
+
+
+class OneImage:
+    def __init__(self, owner: str, visibility: str) -> None:
+        self.owner, self.visibility, self.downloads = owner, visibility, 0
+
+    def get_image(self, image_id: str) -> dict[str, Any]:
+        return {"id": image_id, "status": "active", "disk_format": "aki", "owner": self.owner,
+                "visibility": self.visibility, "checksum": hashlib.md5(b"kernel").hexdigest()}
+
+    def download(self, image_id: str) -> Any:
+        self.downloads += 1
+        yield b"kernel"
+
+
+@pytest.mark.parametrize(("owner", "visibility", "allowed"), [
+    ("project-b", "private", False), ("project-b", "shared", False), ("project-a", "private", True),
+    ("project-b", "public", True), ("project-b", "community", True)])
+def test_a_kernel_image_of_another_project_is_not_downloaded(tmp_path: Path, qmp: FakeQmp, alive: dict[str, Any],
+                                                             owner: str, visibility: str, allowed: bool) -> None:
+    images = OneImage(owner, visibility)
+    drv = QemuDriver("node1", tmp_path, images, connect=qmp)
+    doc = {"id": "1b5f3a52-1c1e-4d4f-9a51-2f0d3f1f7c10", "project_id": "project-a",
+           "image_ref": "2b5f3a52-1c1e-4d4f-9a51-2f0d3f1f7c10", "flavor": {"vcpus": 1, "ram": 128, "disk": 1}}
+    kernel = {"kernel_id": "3b5f3a52-1c1e-4d4f-9a51-2f0d3f1f7c10"}
+    if allowed:
+        drv.spawn(doc, kernel, [], None)
+        assert images.downloads == 2  # the kernel and the root disk
+    else:
+        with pytest.raises(DriverError, match="not one this project may use"):
+            drv.spawn(doc, kernel, [], None)
+        assert images.downloads == 0
 
 
 def test_host_resources_are_the_real_hosts(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def free_bus(spec: VmSpec) -> str:
 
 
 def device_driver(spec: VmSpec, kind: str) -> str:
-    """virtio-blk / virtio-net on the VM's bus: `-pci` devices, or `-device` on microvm's MMIO."""
+    """virtio-blk / virtio-net / virtio-rng on the VM's bus: `-pci` devices, or `-device` on microvm's MMIO."""
     return f"virtio-{kind}-device" if spec.mmio else f"virtio-{kind}-pci"
 
 
@@ -90,6 +90,9 @@ def build(spec: VmSpec, where: InstanceDir, *, binary: str = QEMU_BINARY, incomi
         if index == 0 and not spec.mmio and not spec.kernel:
             device += ",bootindex=0"  # the firmware boots the root disk
         argv += ["-device", device]
+    if spec.rng:
+        argv += ["-object", "rng-random,id=rng0,filename=/dev/urandom",
+                 "-device", f"{device_driver(spec, 'rng')},rng=rng0"]
     if spec.pcie:
         for number, bus in enumerate(hotplug_buses(spec), start=1):
             argv += ["-device", f"pcie-root-port,id={bus},chassis={number}"]

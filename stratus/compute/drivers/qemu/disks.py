@@ -151,17 +151,16 @@ class ImageCache:
         algo, expected = image.get("os_hash_algo"), image.get("os_hash_value")
         if not (algo and expected and algo in hashlib.algorithms_available):
             algo, expected = "md5", image.get("checksum")
-        digest = hashlib.new(str(algo)) if expected else None
+        if not expected:
+            raise DriverError(f"image {image['id']} has no checksum to verify its download against")
+        digest = hashlib.new(str(algo))
         with open(temp, "wb") as out:
             for chunk in self.images.download(image["id"]):  # type: ignore[union-attr]
                 out.write(chunk)
-                if digest is not None:
-                    digest.update(chunk)
+                digest.update(chunk)
             out.flush()
             os.fsync(out.fileno())
-        if digest is None:
-            log.warning("image %s has no checksum to verify its download against", image["id"])
-        elif digest.hexdigest() != expected:
+        if digest.hexdigest() != expected:
             raise DriverError(f"image {image['id']}: the download's {algo} does not match the image service's")
 
     def cached(self) -> list[str]:

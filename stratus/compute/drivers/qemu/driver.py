@@ -141,8 +141,10 @@ class QemuDriver(Driver):
         image_id = str(instance.get("image_ref") or "")
         if not image_id:
             raise DriverError("the qemu driver boots from an image; this instance has none")
+        spec.rng = image_meta.get("hw_rng_model") == "virtio"
         for key in ("kernel_id", "ramdisk_id"):
             if image_meta.get(key):
+                self._check_usable(str(image_meta[key]), instance.get("project_id"), key)
                 with self.cache.locked(str(image_meta[key])):
                     cached = self.cache.fetch(str(image_meta[key]))
                     spec.base_images.append(cached.image_id)
@@ -160,6 +162,16 @@ class QemuDriver(Driver):
         self._add_flavor_disks(spec, where, flavor)
         where.save(spec)
         return spec
+
+    def _check_usable(self, image_id: str, project_id: str | None, key: str) -> None:
+        """A kernel or ramdisk named by an image property must be one the instance's project may
+        use: the download goes with this service's token, which could read any project's image."""
+        if self.cache.images is None:
+            return
+        image = self.cache.images.get_image(image_id)
+        if image.get("visibility") in ("public", "community") or (project_id and image.get("owner") == project_id):
+            return
+        raise DriverError(f"image property {key}: image {image_id} is not one this project may use")
 
     def _add_flavor_disks(self, spec: VmSpec, where: InstanceDir, flavor: Doc) -> None:
         """The flavor's ephemeral and swap disks, blank (the guest formats them)."""

@@ -87,6 +87,7 @@ class VmSpec:
     kernel: str = ""
     initrd: str = ""
     append: str = ""
+    rng: bool = False     # a virtio-rng fed by the host's /dev/urandom (image property hw_rng_model=virtio)
     disks: list[Disk] = field(default_factory=list)
     nics: list[Nic] = field(default_factory=list)
     volumes: list[Volume] = field(default_factory=list)
