@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
 from tests.api.volume.helpers import admin, create_volume, member_headers, wait_status
-from tests.conftest import VolumeHarness
+from tests.conftest import VolumeHarness, _fresh_database
 
 
 def _project_id(volume: VolumeHarness, headers: dict[str, str]) -> str:
@@ -90,3 +95,13 @@ def test_services_and_availability_zones(volume: VolumeHarness) -> None:
     assert volume.client.get("/v3/os-services", headers=member_headers(volume)).status_code == 403
     zones = volume.client.get("/v3/os-availability-zone", headers=admin(volume)).json()
     assert zones == {"availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": True}}]}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.backend),
+                        pytest.param("mariadb", marks=pytest.mark.backend)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The quota checks lock rows and sum in SQL: they run on every engine."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'identity.sqlite'}"
+    else:
+        yield from _fresh_database(request.param)
