@@ -365,3 +365,40 @@ def test_resize_on_another_host_is_refused(driver: QemuDriver, alive: dict[str, 
 def test_power_state_names_cover_qemus_run_states() -> None:
     assert vm.POWER_STATES["running"] == base.RUNNING
     assert vm.POWER_STATES["suspended"] == base.PAUSED  # a guest in ACPI S3 is not Nova's SUSPENDED
+
+
+def test_resize_on_this_host_grows_the_disk_and_revert_puts_the_old_one_back(
+        tmp_path: Path, qmp: FakeQmp, alive: dict[str, Any]) -> None:
+    from stratus.compute.drivers.qemu import disks
+
+    drv = QemuDriver("node1", tmp_path, None, shutdown_timeout=1.0, connect=qmp)
+    where = InstanceDir(tmp_path, INSTANCE)
+    where.path.mkdir()
+    disks.create_blank(where.file("disk"), disks.GIB)
+    old = {"vcpus": 1, "ram": 128, "disk": 1, "ephemeral": 0, "swap": 0}
+    where.save(VmSpec(id=INSTANCE, vcpus=1, memory_mb=128, flavor=old, disks=[Disk("root", str(where.file("disk")))]))
+    new = {"vcpus": 2, "ram": 256, "disk": 2, "ephemeral": 1, "swap": 0}
+
+    drv.migrate_disk_and_power_off(DOC, "node1", new)
+    assert qmp.commands() == ["system_powerdown"] and alive["pid"] is None
+    drv.finish_migration({"id": INSTANCE, "flavor": new}, {}, [])
+    resized = where.load()
+    assert (resized.vcpus, resized.memory_mb) == (2, 256)
+    assert disks.image_info(where.file("disk"))["virtual-size"] == 2 * disks.GIB
+    assert disks.image_info(where.file("disk.eph0"))["virtual-size"] == disks.GIB
+    assert "-smp" in alive["launched"][-1] and alive["launched"][-1][alive["launched"][-1].index("-smp") + 1] == "2"
+
+    drv.finish_revert_migration({"id": INSTANCE, "flavor": old}, [])
+    reverted = where.load()
+    assert (reverted.vcpus, reverted.memory_mb) == (1, 128)
+    assert disks.image_info(where.file("disk"))["virtual-size"] == disks.GIB
+    assert not where.file("disk.eph0").exists()
+    assert not (tmp_path / "_resize" / INSTANCE).exists()
+    assert len(alive["launched"]) == 2
+
+
+def test_confirm_drops_what_the_resize_kept(driver: QemuDriver, alive: dict[str, Any], tmp_path: Path) -> None:
+    driver.migrate_disk_and_power_off(DOC, "node1", {"vcpus": 1, "ram": 128, "disk": 0})
+    assert (tmp_path / "_resize" / INSTANCE / "instance.json").is_file()
+    driver.confirm_migration(DOC)
+    assert not (tmp_path / "_resize" / INSTANCE).exists()
