@@ -365,3 +365,36 @@ def _has_gateway(netns: str, prefix: str) -> str:
         if word.startswith(prefix):
             return word.split("/")[0]
     return ""
+
+
+def test_flat_vlan_and_vxlan_uplinks_join_the_bridge(tmp_path: Path) -> None:
+    _require_host()
+    from stratus.network.dataplane.linux import links
+
+    dummy = "stxd" + uuid.uuid4().hex[:8]  # the "host interface": one end of a veth (no dummy driver here)
+    sh("ip", "link", "add", dummy, "type", "veth", "peer", "name", "stxe" + dummy[4:])
+    settings = LinuxSettings(state_dir=tmp_path, physical_interface_mappings={"physnet1": dummy},
+                             vxlan_local_ip="127.0.0.1", vxlan_peers=["127.0.0.2"])
+    vlan_net, vxlan_net, flat_net = d.new_id(), d.new_id(), d.new_id()
+    try:
+        probe = sh("ip", "link", "add", "link", dummy, "name", "stxv" + dummy[4:], "type", "vlan", "id", "9",
+                   check=False)
+        sh("ip", "link", "del", "stxv" + dummy[4:], check=False)
+        if "Unknown device type" in probe.stderr:  # this kernel has no 802.1q: refused, and said so
+            with pytest.raises(links.UnsupportedSegment, match="802.1q"):
+                links.ensure_network(settings, vlan_net, d.segment("vlan", "physnet1", 123), 1400)
+        else:
+            bridge = links.ensure_network(settings, vlan_net, d.segment("vlan", "physnet1", 123), 1400)
+            info = sh("ip", "-d", "link", "show", names.vlan(vlan_net)).stdout
+            assert "vlan protocol 802.1Q id 123" in info and f"master {bridge}" in info and "mtu 1400" in info
+        bridge = links.ensure_network(settings, vxlan_net, d.segment("vxlan", None, 4242), 1450)
+        info = sh("ip", "-d", "link", "show", names.vxlan(vxlan_net)).stdout
+        assert "vxlan id 4242" in info and "local 127.0.0.1" in info and f"master {bridge}" in info
+        assert "dst 127.0.0.2" in sh("bridge", "fdb", "show", "dev", names.vxlan(vxlan_net)).stdout
+        bridge = links.ensure_network(settings, flat_net, d.segment("flat", "physnet1", None), 1500)
+        assert f"master {bridge}" in sh("ip", "link", "show", dummy).stdout
+    finally:
+        for network_id in (vlan_net, vxlan_net, flat_net):
+            links.remove_network(network_id)
+        sh("ip", "link", "del", dummy, check=False)
+    assert names.bridge(vlan_net) not in sh("ip", "-o", "link", "show").stdout

@@ -9,6 +9,11 @@ from stratus.network.dataplane.linux.commands import CommandFailed, ip, ip_json,
 from stratus.network.dataplane.linux.settings import LinuxSettings
 from stratus.network.rpc import Segment
 
+
+class UnsupportedSegment(RuntimeError):
+    """This host's kernel cannot build the network's segment; the message says what is missing."""
+
+
 MISSING = ("does not exist", "Cannot find device", "No such device")
 EXISTS = ("File exists",)
 
@@ -71,7 +76,13 @@ def ensure_network(settings: LinuxSettings, network_id: str, segment: Segment, m
     elif kind == "vlan" and interface and seg_id is not None:
         device = names.vlan(network_id)
         if show(device) is None:
-            ip("link", "add", "link", interface, "name", device, "type", "vlan", "id", str(seg_id))
+            try:
+                ip("link", "add", "link", interface, "name", device, "type", "vlan", "id", str(seg_id))
+            except CommandFailed as exc:
+                if "Unknown device type" in exc.stderr:
+                    raise UnsupportedSegment("VLAN networks need 802.1q in the kernel (CONFIG_VLAN_8021Q), "
+                                             "which this host lacks") from None
+                raise
         up(device, mtu, master=bridge)
     elif kind == "vxlan" and settings.vxlan_local_ip and seg_id is not None:
         device = names.vxlan(network_id)

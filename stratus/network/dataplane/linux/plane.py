@@ -128,7 +128,11 @@ class LinuxDataPlane:
 
     def apply_network(self, doc: NetworkDoc) -> Wired:
         self.networks[doc["id"]] = doc
-        bridge = self._network(doc["id"], doc["segment"], doc["mtu"])
+        try:
+            bridge = self._network(doc["id"], doc["segment"], doc["mtu"])
+        except links.UnsupportedSegment as exc:  # nothing on it can work; other networks can
+            log.error("network %s: %s", doc["id"], exc)
+            return Wired()
         if doc["dhcp"] is None:
             self.dhcp.remove(doc["id"])
             return Wired()
@@ -181,12 +185,20 @@ class LinuxDataPlane:
 
     def apply_router(self, doc: RouterDoc) -> Wired:
         self.routers[doc["id"]] = doc
-        for interface in doc["interfaces"]:
-            self._network(interface["network_id"], interface["segment"], interface["mtu"])
+        segments = [(i["network_id"], i["segment"], i["mtu"]) for i in doc["interfaces"]]
         if doc["gateway"] is not None:
-            gateway = doc["gateway"]
-            self._network(gateway["network_id"], gateway["segment"], gateway["mtu"])
-        ports, floating_ips = routers.apply(self.settings, doc)
+            segments.append((doc["gateway"]["network_id"], doc["gateway"]["segment"], doc["gateway"]["mtu"]))
+        for network_id, segment, mtu in segments:
+            try:
+                self._network(network_id, segment, mtu)
+            except links.UnsupportedSegment as exc:
+                log.error("router %s: %s", doc["id"], exc)
+                return Wired()
+        try:
+            ports, floating_ips = routers.apply(self.settings, doc)
+        except links.UnsupportedSegment as exc:
+            log.error("router %s: %s", doc["id"], exc)
+            return Wired()
         networks = sorted({(i["network_id"], i["cidr"]) for i in doc["interfaces"]})
         if networks:
             try:
