@@ -164,3 +164,27 @@ def test_admin_reset_status_and_all_tenants(volume: VolumeHarness) -> None:
     assert volume.client.delete(f"/v3/volumes/{volume_id}", headers=headers).status_code == 202
     wait_gone(volume, headers, f"/v3/volumes/{volume_id}")
     assert not _file(volume, volume_id).exists()
+
+
+def test_upload_to_image_streams_the_volume_into_a_new_image(volume: VolumeHarness) -> None:
+    headers = member_headers(volume)
+    volume_id = create_volume(volume, headers, size=1)["id"]
+    wait_status(volume, headers, f"/v3/volumes/{volume_id}", "available")
+    with open(_file(volume, volume_id), "r+b") as handle:
+        handle.seek(1024**2)
+        handle.write(b"uploaded-bytes")
+    response = action(volume, headers, volume_id, "os-volume_upload_image",
+                      {"image_name": "from-volume", "disk_format": "raw", "container_format": "bare",
+                       "visibility": "private"})
+    assert response.status_code == 200, response.text
+    upload = response.json()["os-volume_upload_image"]
+    assert (upload["status"], upload["image_name"], upload["disk_format"]) == ("uploading", "from-volume", "raw")
+    wait_status(volume, headers, f"/v3/volumes/{volume_id}", "available")
+    token = {"X-Auth-Token": headers["X-Auth-Token"]}
+    image = volume.image.client.get(f"/v2/images/{upload['image_id']}", headers=token).json()
+    assert (image["status"], image["size"], image["visibility"]) == ("active", 1024**3, "private")
+    data = volume.image.client.get(f"/v2/images/{upload['image_id']}/file", headers={
+        **token, "Range": f"bytes={1024**2}-{1024**2 + 13}"})
+    assert data.content == b"uploaded-bytes"
+    bad = action(volume, headers, volume_id, "os-volume_upload_image", {"image_name": "x", "disk_format": "vmdk"})
+    assert bad.status_code == 400
