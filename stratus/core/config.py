@@ -214,6 +214,8 @@ class VolumeConfig(Section):
     # Capacity the file backend reports (0: the free space of storage_dir's file system).
     capacity_gb: int = Field(default=0, ge=0)
     availability_zone: str = "nova"
+    # The address this storage node's NBD exports listen on (what other compute hosts connect to).
+    storage_address: str = "127.0.0.1"
     # Thin provisioning: a host may take volumes totalling this many times its capacity.
     max_over_subscription_ratio: float = Field(default=20.0, gt=0)
     default_volume_type: str = "__DEFAULT__"
