@@ -15,6 +15,7 @@ from typing import Any
 from stratus.core.bus import Bus, RpcServer
 from stratus.image.client import ImageClient
 from stratus.volume.backends.base import Backend
+from stratus.volume.exports import NbdExports
 from stratus.volume.rpc import AGENT_BINARY, AGENT_TOPIC, CONDUCTOR_TOPIC
 
 log = logging.getLogger("stratus.volume.agent")
@@ -31,7 +32,7 @@ class VolumeAgent:
         self._bus, self._image = bus, image
         self._zone = availability_zone
         self._report_interval = report_interval
-        self._storage_address = storage_address
+        self._exports = NbdExports(storage_address)
         self._server: RpcServer | None = None
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
@@ -53,6 +54,7 @@ class VolumeAgent:
             self._server = None
         if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
             self._heartbeat.join(timeout=5)
+        self._exports.close_all()
 
     def _beat(self) -> None:
         while not self._stop.wait(self._report_interval):
@@ -106,6 +108,7 @@ class VolumeAgent:
         self.backend.extend(volume_id, size)
 
     def delete_volume(self, volume_id: str) -> None:
+        self._exports.close(volume_id)
         self.backend.delete(volume_id)
 
     def create_snapshot(self, snapshot_id: str, volume_id: str) -> None:
@@ -121,7 +124,8 @@ class VolumeAgent:
         self._image.upload(image_id, self.backend.read_as(volume_id, disk_format))
 
     def connection(self, volume_id: str, connector_host: str | None) -> dict[str, Any]:
-        """How a compute host reaches the volume: its path when the host is this one."""
+        """How a compute host reaches the volume: its path when the host is this one, an NBD export
+        (the volume's format decoded by qemu-nbd, so the client sees raw) otherwise."""
         path = self.backend.path(volume_id)
         if not path.exists():
             raise RuntimeError(f"volume {volume_id} is not on host {self.host}")
@@ -129,5 +133,11 @@ class VolumeAgent:
             return {"driver_volume_type": "local",
                     "data": {"device_path": str(path), "format": self.backend.disk_format(),
                              "volume_id": volume_id}}
-        raise RuntimeError(f"volume {volume_id} lives on {self.host}; exports to other hosts (NBD) "
-                           "are not implemented yet")
+        export = self._exports.export(volume_id, path, self.backend.disk_format())
+        return {"driver_volume_type": "nbd",
+                "data": {"host": export.address, "port": export.port, "export_name": export.name,
+                         "format": "raw", "volume_id": volume_id}}
+
+    def disconnect(self, volume_id: str) -> bool:
+        """Stop the volume's NBD export, if it has one; whether it had."""
+        return self._exports.close(volume_id)

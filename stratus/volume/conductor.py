@@ -218,6 +218,15 @@ class Conductor:
         return self._agent(host, "connection", volume_id=volume_id,  # type: ignore[no-any-return]
                            connector_host=connector.get("host"))
 
+    def terminate_connection(self, volume_id: str) -> bool:
+        """The volume's exports end (a local path needs no teardown)."""
+        with self.db.transaction() as session:
+            row = session.get(models.Volume, volume_id)
+            if row is None or row.host is None:
+                return False
+            host = row.host
+        return bool(self._agent(host, "disconnect", volume_id=volume_id))
+
     # --- snapshots ----------------------------------------------------------------------------
 
     def create_snapshot(self, snapshot_id: str) -> None:

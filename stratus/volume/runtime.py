@@ -54,7 +54,7 @@ def start_agent(service: VolumeService, bus: Bus, runtime: Runtime, image: Image
     s = service.settings
     backend = FileBackend(service.storage_dir(), s.file_format, s.capacity_gb)
     agent = VolumeAgent(bus, node_name(service), backend, availability_zone=s.availability_zone, image=image,
-                        report_interval=s.report_interval)
+                        report_interval=s.report_interval, storage_address=s.storage_address)
     agent.start()
     runtime.agents.append(agent)
     return agent

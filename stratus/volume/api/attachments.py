@@ -125,7 +125,15 @@ def delete_attachment(request: Request, attachment_id: str, ctx: Caller, version
     with service(request).db.transaction() as session:
         row = _visible(session, ctx, attachment_id)
         enforce(request, ctx, "volume:attach", {"project_id": row.project_id})
-        logic.remove(session, _volume_of(session, row), row)
+        exported = (row.connection_info or {}).get("driver_volume_type") == "nbd"
+        volume = _volume_of(session, row)
+        logic.remove(session, volume, row)
+        last = volume.status == "available"
+        volume_id = volume.id
+    if exported and last:  # nobody else uses the export
+        bus = service(request).bus
+        if bus is not None:
+            bus.call(CONDUCTOR_TOPIC, "terminate_connection", volume_id=volume_id)
     return {"attachments": []}
 
 

@@ -264,7 +264,7 @@ def _terminate_connection(request: Request, ctx: RequestContext, version: APIVer
         raise errors.BadRequest("os-terminate_connection needs a connector object.")
     with service(request).db.transaction() as session:
         _attach_target(request, ctx, session, volume_id)
-    # A local path needs no teardown; an export would be closed here.
+    _bus(request).call(CONDUCTOR_TOPIC, "terminate_connection", volume_id=volume_id)
 
 
 _ACTIONS = {

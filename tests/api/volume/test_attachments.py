@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from tests.api.volume.helpers import action, admin, create_volume, member_headers, wait_status
 from tests.conftest import VolumeHarness
@@ -114,3 +119,21 @@ def test_another_project_gets_404_for_everything_of_a_volume(volume: VolumeHarne
     assert _status(volume, owner, volume_id) == "available"
     # The admin sees it.
     assert volume.client.get(f"/v3/volumes/{volume_id}", headers=admin(volume)).status_code == 200
+
+
+def test_another_compute_host_gets_an_nbd_export_that_ends_with_the_attachment(volume: VolumeHarness) -> None:
+    headers = member_headers(volume)
+    volume_id = _available(volume, headers)
+    made = volume.client.post("/v3/attachments", json={"attachment": {
+        "volume_uuid": volume_id, "instance_uuid": SERVER, "connector": {"host": "compute-7"}}}, headers=headers)
+    assert made.status_code == 200, made.text
+    attachment = made.json()["attachment"]
+    info = attachment["connection_info"]
+    assert info["driver_volume_type"] == "nbd" and info["data"]["host"] == "127.0.0.1"
+    url = f"nbd://127.0.0.1:{info['data']['port']}/{info['data']['export_name']}"
+    probe = subprocess.run(["qemu-img", "info", "--output=json", url], capture_output=True, text=True, timeout=30)
+    assert probe.returncode == 0, probe.stderr
+    assert json.loads(probe.stdout)["virtual-size"] == 1024**3
+    assert volume.client.delete(f"/v3/attachments/{attachment['id']}", headers=headers).status_code == 200
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", info["data"]["port"]), timeout=1).close()
