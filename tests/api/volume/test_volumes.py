@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from tests.api.identity.helpers import MEMBER_PASSWORD
 from tests.api.volume.helpers import (
     action,
     admin,
@@ -14,7 +15,7 @@ from tests.api.volume.helpers import (
     wait_gone,
     wait_status,
 )
-from tests.conftest import VolumeHarness
+from tests.conftest import ImageHarness, VolumeHarness, make_volume
 
 
 def _file(volume: VolumeHarness, volume_id: str) -> Path:
@@ -188,3 +189,47 @@ def test_upload_to_image_streams_the_volume_into_a_new_image(volume: VolumeHarne
     assert data.content == b"uploaded-bytes"
     bad = action(volume, headers, volume_id, "os-volume_upload_image", {"image_name": "x", "disk_format": "vmdk"})
     assert bad.status_code == 400
+
+
+def test_qcow2_file_format_snapshots_clones_and_extends(image: ImageHarness, database_url: str) -> None:
+    harness = make_volume(image, database_url, file_format="qcow2")
+    try:
+        headers = member_headers(harness)
+        source = create_volume(harness, headers, size=1)["id"]
+        wait_status(harness, headers, f"/v3/volumes/{source}", "available")
+        path = _file(harness, source)
+        info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(path)], capture_output=True,
+                                         text=True, check=True).stdout)
+        assert info["format"] == "qcow2"
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 64k", str(path)], check=True,
+                       capture_output=True)
+        snap = harness.client.post("/v3/snapshots", json={"snapshot": {"volume_id": source}}, headers=headers)
+        snap_id = snap.json()["snapshot"]["id"]
+        wait_status(harness, headers, f"/v3/snapshots/{snap_id}", "available")
+        copy = create_volume(harness, headers, snapshot_id=snap_id)["id"]
+        wait_status(harness, headers, f"/v3/volumes/{copy}", "available")
+        assert action(harness, headers, copy, "os-extend", {"new_size": 2}).status_code == 202
+        wait_status(harness, headers, f"/v3/volumes/{copy}", "available")
+        checked = subprocess.run(["qemu-io", "-f", "qcow2", "-c", "read -P 0x5a 0 64k", str(_file(harness, copy))],
+                                 capture_output=True, text=True, check=True)
+        assert "Pattern verification failed" not in checked.stdout
+        assert _virtual_size(_file(harness, copy)) == 2 * 1024**3
+    finally:
+        harness.close()
+
+
+def test_a_reader_sees_but_cannot_change(volume: VolumeHarness) -> None:
+    headers = member_headers(volume)
+    volume_id = create_volume(volume, headers, size=1)["id"]
+    project = volume.identity.client.get("/v3/auth/tokens", headers={
+        **volume.as_admin(), "X-Subject-Token": headers["X-Auth-Token"]}).json()["token"]["project"]["id"]
+    reader_role = volume.identity.client.get("/v3/roles?name=reader", headers=volume.as_admin()).json()["roles"][0]
+    user = volume.identity.client.post("/v3/users", json={"user": {"name": "rita", "password": MEMBER_PASSWORD}},
+                                       headers=volume.as_admin()).json()["user"]
+    volume.identity.client.put(f"/v3/projects/{project}/users/{user['id']}/roles/{reader_role['id']}",
+                               headers=volume.as_admin())
+    reader = {"X-Auth-Token": volume.identity.token("rita", MEMBER_PASSWORD, "alice-project")}
+    assert volume.client.get(f"/v3/volumes/{volume_id}", headers=reader).status_code == 200
+    assert volume.client.post("/v3/volumes", json={"volume": {"size": 1}}, headers=reader).status_code == 403
+    assert volume.client.put(f"/v3/volumes/{volume_id}", json={"volume": {"name": "x"}},
+                             headers=reader).status_code == 403
