@@ -296,6 +296,15 @@ def test_remote_group_membership_is_a_set_update(world: World) -> None:
     assert world.ga2.ping("10.0.0.5")
 
 
+def test_a_second_sync_of_the_same_state_keeps_everything_working(world: World) -> None:
+    pid = pid_of(world.plane.dhcp.pid_file(world.net_a["id"]))
+    wired = world.plane.sync(world.state())
+    assert {world.a1["id"], world.a2["id"], world.b1["id"]} <= wired.ports
+    assert pid_of(world.plane.dhcp.pid_file(world.net_a["id"])) == pid  # nothing to restart
+    assert world.ga1.ping("10.0.0.1") and world.gb1.ping(HOST_IP)
+    assert not _host_ping("198.18.77.20")  # still filtered: no rule admits ICMP from outside
+
+
 def test_sync_with_nothing_removes_everything(world: World) -> None:
     pids = [pid_of(world.plane.dhcp.pid_file(n["id"])) for n in (world.net_a, world.net_b)]
     assert all(pids)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from stratus.network.dataplane.linux import names
@@ -66,8 +67,10 @@ class Firewall:
 
     # --- whole state ----------------------------------------------------------------------------
 
-    def reset(self, zones: dict[str, int], groups: list[SecurityGroupDoc]) -> None:
-        """Both tables rebuilt from scratch with `zones` and `groups` and no port."""
+    def reset(self, zones: dict[str, int], groups: list[SecurityGroupDoc],
+              ports: Sequence[tuple[PortDoc, int]] = ()) -> None:
+        """Both tables rebuilt from scratch with `zones`, `groups` and `ports` (with their zones)
+        in one transaction: a resync never leaves a port unfiltered, not even for a moment."""
         self._ports, self._zones = {}, dict(zones)
         self._groups = {g["id"]: g for g in groups}
         sets = "".join(self._set_definitions(g) for g in groups)
@@ -93,6 +96,11 @@ table {MARKS} {{
   chain forward {{ type filter hook forward priority -300; policy accept; oifname vmap @to_ports; }}
 }}
 """
+        for doc, zone in ports:
+            if doc["port_security_enabled"]:
+                port = _Port(doc, self._free_number(), zone)
+                self._ports[doc["id"]] = port
+                script += self._port_chains(port, new=True)[0]
         nft(script)
 
     @staticmethod

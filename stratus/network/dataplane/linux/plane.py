@@ -69,7 +69,9 @@ class LinuxDataPlane:
             bridge = links.network_bridge(self.settings, segment_owner, segment)
             if bridge.startswith(names.BRIDGE):
                 zones[bridge] = names.conntrack_zone(segment_owner)
-        self.firewall.reset(zones, state["security_groups"])
+        ports = [(p, names.conntrack_zone(p["network_id"])) for p in state["ports"]
+                 if not p["device_owner"].startswith("network:")]
+        self.firewall.reset(zones, state["security_groups"], ports)
         wired = Wired()
         for network in state["networks"]:
             wired |= self.apply_network(network)
