@@ -39,3 +39,4 @@ bench: install
 	.venv/bin/python bench/network.py
 	.venv/bin/python bench/compute.py
 	.venv/bin/python bench/objstore.py
+	.venv/bin/python bench/volume.py
