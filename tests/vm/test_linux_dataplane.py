@@ -243,8 +243,13 @@ def test_forged_source_address_is_dropped(world: World) -> None:
     try:
         assert world.ga2.ping("10.0.0.1", source="10.0.0.6")
         assert not world.ga2.ping("10.0.0.1", source="10.0.0.99")
+        open_port = d.PortDoc(**{**world.a2, "port_security_enabled": False})  # type: ignore[typeddict-item]
+        world.plane.apply_port(open_port)  # no port security: no anti-spoofing, no filter
+        assert world.ga2.ping("10.0.0.1", source="10.0.0.99")
     finally:
+        world.plane.apply_port(world.a2)
         world.ga2.run("ip", "addr", "del", "10.0.0.99/24", "dev", "eth0")
+    assert not world.ga2.ping("10.0.0.1", source="10.0.0.99")
 
 
 def test_metadata_proxy_signs_for_the_guest_and_ignores_its_headers(world: World) -> None:
