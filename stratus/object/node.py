@@ -164,9 +164,13 @@ def make_apps(cfg: Config) -> dict[str, Any]:
     devices, secret = devices_dir(cfg), load_hash_secret(ring_dir(cfg))
     options: dict[str, Any] = {"mount_check": section.mount_check, "reserve": section.fallocate_reserve}
     manager = DiskFileManager(devices, hash_secret=secret, **options)
+    object_server = ObjectServer(manager, node_timeout=section.node_timeout)
+    container_server = ContainerServer(devices, secret, node_timeout=section.node_timeout, **options)
+    # Object rows for this node's own container server skip HTTP (three per object PUT or DELETE).
+    object_server.local_containers[f"{section.node_ip}:{section.container_port}"] = container_server
     return {
-        "object": ObjectServer(manager, node_timeout=section.node_timeout),
-        "container": ContainerServer(devices, secret, node_timeout=section.node_timeout, **options),
+        "object": object_server,
+        "container": container_server,
         "account": AccountServer(devices, secret, node_timeout=section.node_timeout, **options),
     }
 

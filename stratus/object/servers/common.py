@@ -59,10 +59,15 @@ class Request:
 
     def timestamp(self, name: str = "x-timestamp", required: bool = True) -> str:
         value = self.headers.get(name)
-        if value is None:
-            if required:
-                raise HTTPError(400, f"Missing {name}")
+        if value is None and not required:
             return normalize_timestamp(time.time())
+        return self.parse_timestamp(value, name)
+
+    @staticmethod
+    def parse_timestamp(value: str | None, name: str) -> str:
+        """A timestamp header's normal form; 400 when it is missing or not a timestamp."""
+        if value is None:
+            raise HTTPError(400, f"Missing {name}")
         try:
             return normalize_timestamp(value)
         except BadTimestamp as exc:

@@ -188,22 +188,30 @@ class ContainerServer(DatabaseServer):
     async def object_row(self, req: Request, device: str, partition: str, account: str, container: str,
                          obj: str) -> Response:
         """An object server's report of a PUT or DELETE."""
-        timestamp = req.timestamp()
-        if req.method not in ("PUT", "DELETE"):
+        status, info = await self.merge_row(req.method, device, partition, account, container, obj, req.headers)
+        return not_found(info) if status == 404 else plain(status)
+
+    async def merge_row(self, method: str, device: str, partition: str, account: str, container: str, obj: str,
+                        headers: dict[str, str]) -> tuple[int, dict[str, Any] | None]:
+        """Merge one object row (`headers` as an object server sends them); the status, and for a 404
+        the container's info (None when it does not exist). An object server in this process calls it
+        directly, the others through `object_row`."""
+        timestamp = Request.parse_timestamp(headers.get("x-timestamp"), "x-timestamp")
+        if method not in ("PUT", "DELETE"):
             raise HTTPError(405, "Method Not Allowed")
         broker = self._broker(device, partition, account, container, writing=True)
-        if req.method == "PUT":
-            size = req.headers.get("x-size", "0")
+        if method == "PUT":
+            size = headers.get("x-size", "0")
             if not size.isdigit():
                 raise HTTPError(400, "Invalid X-Size")
             row = {"name": obj, "created_at": timestamp, "size": int(size),
-                   "content_type": header_text(req.headers.get("x-content-type", "application/octet-stream")),
-                   "etag": req.headers.get("x-etag", ""), "deleted": 0}
+                   "content_type": header_text(headers.get("x-content-type", "application/octet-stream")),
+                   "etag": headers.get("x-etag", ""), "deleted": 0}
         else:
             row = {"name": obj, "created_at": timestamp, "size": 0, "content_type": "", "etag": "", "deleted": 1}
         if not await self.rows.merge(broker, row):
-            return not_found(await asyncio.to_thread(_info_or_none, broker))
-        return plain(201 if req.method == "PUT" else 204)
+            return 404, await asyncio.to_thread(_info_or_none, broker)
+        return (201 if method == "PUT" else 204), None
 
     async def _tell_account(self, req: Request, broker: ContainerBroker, info: dict[str, Any]) -> None:
         names = [info["account"], info["container"]]

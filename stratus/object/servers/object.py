@@ -14,7 +14,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import FileResponse, Response
 
@@ -22,6 +22,9 @@ from stratus.object.diskfile import Conflict, Corrupt, DeviceUnavailable, DiskFi
 from stratus.object.servers.common import HTTPError, Request, http_date, plain, serve
 from stratus.object.servers.nodeclient import NodeClient, NodeRequestError
 from stratus.object.updater import node_url, save_pending
+
+if TYPE_CHECKING:
+    from stratus.object.servers.container import ContainerServer
 
 # Headers stored with the object and given back on GET/HEAD (besides X-Object-Meta-*/Sysmeta-*).
 KEPT_HEADERS = ("content-encoding", "content-disposition", "x-object-manifest", "x-static-large-object",
@@ -38,6 +41,8 @@ class ObjectServer:
         self.manager = manager
         self.node_timeout = node_timeout
         self.client = NodeClient(node_timeout)
+        # Container servers running in this process, by the "ip:port" the rings give them.
+        self.local_containers: dict[str, ContainerServer] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await serve(self.handle, scope, receive, send)
@@ -231,12 +236,22 @@ class ObjectServer:
         host, device = host.split(",")[0].strip(), device.split(",")[0].strip()
         record = {"op": op, "host": host, "device": device, "partition": partition, "account": account,
                   "container": container, "obj": obj, "headers": headers}
-        url = node_url(host, device, partition, account, container, obj)
-        try:
-            if (await self.client.request(op, url, headers)) // 100 == 2:
+        local = self.local_containers.get(host)
+        if local is not None:
+            # The container server in this process: the row is merged without an HTTP round trip.
+            try:
+                status, _ = await local.merge_row(op, device, partition, account, container, obj, headers)
+            except HTTPError as exc:
+                status = exc.status
+            if status // 100 == 2:
                 return
-        except NodeRequestError:
-            pass
+        else:
+            url = node_url(host, device, partition, account, container, obj)
+            try:
+                if (await self.client.request(op, url, headers)) // 100 == 2:
+                    return
+            except NodeRequestError:
+                pass
         await asyncio.to_thread(save_pending, df.device_dir, record)
 
     # -- replication -----------------------------------------------------------------------------

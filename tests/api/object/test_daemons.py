@@ -58,20 +58,39 @@ def test_object_writes_update_listings_and_the_updater_reports_totals(cluster: C
     assert Updater(cluster.devices_dir, cluster.ring_dir).run_once()["reported"] == 0  # nothing new
 
 
+def restart_container_listener(cluster: Cluster) -> None:
+    restarted = Served(cluster.servers["container"].app, cluster.servers["container"].port)
+    restarted.start()
+    cluster.servers["container"] = restarted
+
+
+def pending_updates(cluster: Cluster) -> list[Path]:
+    return [p for d in cluster.devices_dir.iterdir() for p in (d / "async_pending").glob("*")]
+
+
+def test_rows_for_the_nodes_own_container_server_skip_http(cluster: Cluster) -> None:
+    setup_container(cluster)
+    cluster.servers["container"].stop()  # only its HTTP listener: the server itself is in this process
+    cluster.put_object(ACCOUNT, CONTAINER, "direct", b"x")
+    assert pending_updates(cluster) == []
+    restart_container_listener(cluster)
+    for i in range(3):
+        assert [o["name"] for o in cluster.listing(ACCOUNT, CONTAINER, i)] == ["direct"]
+
+
 def test_updater_retries_container_updates_that_failed(cluster: Cluster) -> None:
     setup_container(cluster)
+    cluster.servers["object"].app.local_containers.clear()  # as if the container servers ran elsewhere
     cluster.servers["container"].stop()
     cluster.put_object(ACCOUNT, CONTAINER, "late", b"x")
     pending = [p for d in cluster.devices_dir.iterdir() for p in (d / "async_pending").glob("*")]
     assert len(pending) == 3
     updater = Updater(cluster.devices_dir, cluster.ring_dir, timeout=2)
     assert updater.run_once()["failed"] == 3  # still down: kept for later
-    restarted = Served(cluster.servers["container"].app, cluster.servers["container"].port)
-    restarted.start()
-    cluster.servers["container"] = restarted
+    restart_container_listener(cluster)
     assert updater.run_once()["sent"] == 3
     assert [o["name"] for o in cluster.listing(ACCOUNT, CONTAINER)] == ["late"]
-    assert not [p for d in cluster.devices_dir.iterdir() for p in (d / "async_pending").glob("*")]
+    assert not pending_updates(cluster)
 
 
 def test_replicator_writes_a_replica_that_a_down_device_missed(cluster: Cluster) -> None:
