@@ -120,8 +120,16 @@ class VolumeAgent:
     def upload_to_image(self, volume_id: str, image_id: str, disk_format: str) -> None:
         if self._image is None:
             raise RuntimeError(f"volume agent {self.host} has no image service to upload to")
-        self._image.set_formats(image_id, disk_format, "bare")
-        self._image.upload(image_id, self.backend.read_as(volume_id, disk_format))
+        try:
+            self._image.set_formats(image_id, disk_format, "bare")
+            self._image.upload(image_id, self.backend.read_as(volume_id, disk_format))
+        except Exception:
+            # A half-made image helps nobody: it goes, and the conductor hears why.
+            try:
+                self._image.delete_image(image_id)
+            except Exception as exc:
+                log.warning("volume agent %s: could not delete image %s: %s", self.host, image_id, exc)
+            raise
 
     def connection(self, volume_id: str, connector_host: str | None) -> dict[str, Any]:
         """How a compute host reaches the volume: its path when the host is this one, an NBD export
