@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from stratus.guest import debian
 from stratus.guest.boot import accel_args, qemu_binary, read_lines, stop
 from stratus.guest.build import build, default_cache_dir
 from stratus.guest.cpio import CpioWriter
@@ -38,7 +39,9 @@ def choose(cache_dir: Path | None = None) -> Accel:
     if not kvm_device_opens():
         return "tcg"
     kernel = build(cache_dir).kernel
-    answer_file = cache_dir / f"accel-{_host_key(qemu, kernel)}.json"
+    # Keyed by the kernel package, not the image: a new guest recipe with the same kernel needs no probe.
+    packaged = debian.kernel()
+    answer_file = cache_dir / f"accel-{_host_key(qemu, f'{packaged.package} {packaged.version}')}.json"
     if answer_file.is_file():
         answer = json.loads(answer_file.read_text())["accel"]
         if answer in ("kvm", "tcg"):
@@ -46,7 +49,7 @@ def choose(cache_dir: Path | None = None) -> Accel:
     works = probe(kernel, "kvm", cache_dir)
     chosen: Accel = "kvm" if works else "tcg"
     answer_file.write_text(json.dumps({"accel": chosen, "kvm_probe_booted": works, "qemu": _qemu_version(qemu),
-                                       "host_kernel": platform.release(), "guest_kernel": str(kernel)}) + "\n")
+                                       "host_kernel": platform.release(), "guest_kernel": packaged.version}) + "\n")
     return chosen
 
 
@@ -94,6 +97,6 @@ def _qemu_version(qemu: str) -> str:
     return result.stdout.splitlines()[0] if result.stdout else "unknown"
 
 
-def _host_key(qemu: str, kernel: Path) -> str:
-    parts = [platform.release(), _qemu_version(qemu), str(kernel)]
+def _host_key(qemu: str, guest_kernel: str) -> str:
+    parts = [platform.release(), _qemu_version(qemu), guest_kernel]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]

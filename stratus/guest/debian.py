@@ -15,8 +15,9 @@ from pathlib import Path
 
 from stratus.core.errors import StratusError
 
-# The Debian packages the guest is made from (the kernel comes through linux-image-amd64's dependency).
-GUEST_PACKAGES = ("linux-image-amd64", "busybox-static", "dropbear-bin")
+# The Debian packages the guest is made from (the kernel comes through linux-image-amd64's dependency;
+# e2fsprogs gives resize2fs, which grows the root file system to a disk larger than the image).
+GUEST_PACKAGES = ("linux-image-amd64", "busybox-static", "dropbear-bin", "e2fsprogs")
 # The tools the build runs on this machine, and the Debian package that brings each one.
 BUILD_TOOLS = {"mkfs.ext4": "e2fsprogs", "qemu-img": "qemu-utils", "dpkg-query": "dpkg", "ldd": "libc-bin"}
 

@@ -36,7 +36,7 @@ ROOT_SIZE_MIB = 128
 class Recipe:
     kernel: debian.Kernel
     busybox: Path
-    dropbear: list[Path]                   # the dropbear programs the guest runs
+    programs: list[Path]                   # dropbear, dropbearkey, resize2fs: dynamically linked
     libraries: list[Path]                  # their shared libraries and the loader
     modules: list[Path]                    # kernel module files in load order
     versions: dict[str, str] = field(default_factory=dict)
@@ -52,19 +52,18 @@ class Recipe:
         busybox = Path("/bin/busybox")
         if busybox not in debian.package_files("busybox-static"):
             raise debian.GuestBuildError("busybox-static does not ship /bin/busybox")
-        dropbear = [path for path in debian.package_files("dropbear-bin")
-                    if path.name in ("dropbear", "dropbearkey") and path.is_file()]
-        if len(dropbear) != 2:
-            raise debian.GuestBuildError("dropbear-bin does not ship dropbear and dropbearkey")
-        libraries = sorted({lib for program in dropbear for lib in debian.shared_libraries(program)})
+        programs = [_program("dropbear-bin", "dropbear"), _program("dropbear-bin", "dropbearkey"),
+                    _program("e2fsprogs", "resize2fs")]
+        libraries = sorted({lib for program in programs for lib in debian.shared_libraries(program)})
         modules = debian.module_load_order(kernel.modules_dir, KERNEL_MODULES)
-        recipe = cls(kernel=kernel, busybox=busybox, dropbear=dropbear, libraries=libraries, modules=modules,
+        recipe = cls(kernel=kernel, busybox=busybox, programs=programs, libraries=libraries, modules=modules,
                      versions=versions)
         return cls(**{**recipe.__dict__, "digest": recipe._digest()})
 
     def _digest(self) -> str:
         h = hashlib.sha256()
-        description = {"versions": self.versions, "release": self.kernel.release, "cmdline": CMDLINE,
+        description = {"programs": [str(p) for p in self.programs], "versions": self.versions,
+                       "release": self.kernel.release, "cmdline": CMDLINE,
                        "machine": MACHINE, "modules": [str(m) for m in self.modules],
                        "root_size_mib": ROOT_SIZE_MIB}
         h.update(json.dumps(description, sort_keys=True).encode())
@@ -79,3 +78,10 @@ class Recipe:
         for name in _BUILDER_SOURCES:
             h.update((here / name).read_bytes())
         return h.hexdigest()[:16]
+
+
+def _program(package: str, name: str) -> Path:
+    found = [path for path in debian.package_files(package) if path.name == name and path.is_file()]
+    if not found:
+        raise debian.GuestBuildError(f"the Debian package {package} does not ship {name}")
+    return found[0]

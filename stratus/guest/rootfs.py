@@ -38,7 +38,7 @@ def populate(recipe: Recipe, root: Path) -> None:
             continue
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to("/bin/busybox")
-    for program in recipe.dropbear:
+    for program in recipe.programs:
         _install(program, root / program.relative_to("/"), 0o755)
     for library in recipe.libraries:
         _install(library, root / library.relative_to("/"), 0o755)

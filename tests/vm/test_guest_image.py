@@ -54,12 +54,14 @@ def _free_port() -> int:
 class Guest:
     """One QEMU process booting the guest image, its console in a file, QMP on a unix socket."""
 
-    def __init__(self, image: GuestImage, accel_name: str, workdir: Path, netdev: str | None) -> None:
+    def __init__(self, image: GuestImage, accel_name: str, workdir: Path, netdev: str | None,
+                 disk: Path | None = None) -> None:
         self.console = workdir / "console.log"
         self.qmp_path = workdir / "qmp.sock"
+        drive = (f"file={disk},if=virtio,format=qcow2" if disk
+                 else f"file={image.disk},if=virtio,format=qcow2,snapshot=on")
         command = [*direct_boot_args(image, accel_name), "-serial", f"file:{self.console}",
-                   "-qmp", f"unix:{self.qmp_path},server=on,wait=off", "-device", "virtio-rng-pci",
-                   "-drive", f"file={image.disk},if=virtio,format=qcow2,snapshot=on"]
+                   "-qmp", f"unix:{self.qmp_path},server=on,wait=off", "-device", "virtio-rng-pci", "-drive", drive]
         if netdev is None:
             command += ["-nic", "none"]
         else:
@@ -157,7 +159,11 @@ def test_guest_gets_dhcp_address_metadata_and_user_data_and_accepts_the_metadata
     netdev = (f"user,id=net0,net=169.254.0.0/16,host=169.254.0.2,dhcpstart=169.254.0.15,restrict=on,"
               f"hostfwd=tcp:127.0.0.1:{ssh_port}-:22,"
               f"guestfwd=tcp:169.254.169.254:80-cmd:/bin/busybox nc 127.0.0.1 {port}")
-    guest = Guest(guest_image, guest_accel, tmp_path, netdev)
+    # The root disk is an overlay larger than the image, as a flavor's would be: the guest grows into it.
+    overlay = tmp_path / "root.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(guest_image.disk), "-F", "qcow2",
+                    str(overlay), "512M"], check=True)
+    guest = Guest(guest_image, guest_accel, tmp_path, netdev, disk=overlay)
     try:
         console = guest.wait_for("STRATUS-GUEST: ssh ready", timeout=100)
         assert "STRATUS-GUEST: booted" in console
@@ -169,6 +175,9 @@ def test_guest_gets_dhcp_address_metadata_and_user_data_and_accepts_the_metadata
         result = _ssh(ssh_key, ssh_port, "hostname; cat /root/user_data_ran")
         assert result.returncode == 0, result.stderr
         assert result.stdout.split() == [HOSTNAME, "made-by-user-data"]
+        guest.wait_for("STRATUS-GUEST: root file system grown", timeout=30)
+        root_kib = int(_ssh(ssh_key, ssh_port, "df -k / | tail -n 1").stdout.split()[1])
+        assert root_kib > 400 * 1024, f"the root file system did not grow to the 512 MiB disk: {root_kib} KiB"
 
         # poweroff typed inside the guest ends the QEMU process (busybox init runs the shutdown first).
         subprocess.run(["ssh", "-i", str(ssh_key), "-p", str(ssh_port), "-o", "BatchMode=yes",
