@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stratus.dashboard import web
-from stratus.dashboard.cloud import ApiError, Cloud
+from stratus.dashboard.cloud import ApiError, Cloud, TokenRejected
 from stratus.dashboard.web import Form
 
 POWER_STATES = {0: "No state", 1: "Running", 3: "Paused", 4: "Shut down", 6: "Crashed", 7: "Suspended"}
@@ -153,10 +153,16 @@ async def snapshot(request: Request, cloud: Cloud, form: Form) -> str:
 async def detail(request: Request, cloud: Cloud) -> Response:
     server_id = request.path_params["server_id"]
     body, images = await asyncio.gather(cloud.get("compute", f"/servers/{server_id}"), image_names(cloud))
-    console = await cloud.post("compute", f"/servers/{server_id}/action", {"os-getConsoleOutput": {"length": 200}})
+    try:
+        console = (await cloud.post("compute", f"/servers/{server_id}/action",
+                                    {"os-getConsoleOutput": {"length": 200}})).get("output", "")
+    except TokenRejected:
+        raise
+    except ApiError as exc:  # e.g. still building: the page is still worth showing
+        console = f"(no console log: {exc.message})"
     instance = rows([body["server"]], images)[0]
     return web.render(request, "instance_detail.html", cloud.session, title=instance["name"], instance=instance,
-                      server=body["server"], console=console.get("output", ""))
+                      server=body["server"], console=console)
 
 
 routes = [

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stratus.dashboard import web
-from stratus.dashboard.cloud import ApiError, Cloud
+from stratus.dashboard.cloud import ApiError, Cloud, TokenRejected
 
 
 def _period(request: Request) -> tuple[dt.date, dt.date]:
@@ -31,6 +31,8 @@ async def _volume_limits(cloud: Cloud) -> dict[str, Any]:
         return {}
     try:
         return (await cloud.get("volumev3", "/limits")).get("limits", {}).get("absolute", {})
+    except TokenRejected:
+        raise
     except ApiError:
         return {}  # a volume service that is down costs the overview one chart, not the page
 

@@ -48,7 +48,7 @@ def test_launch_instance_from_the_dialog_becomes_active(page: Any, dashboard_clo
     row = page.locator(f"tr[data-instance='{name}']")
     # The status cell changes by the page's own polling, without a reload.
     expect(row.locator("td.status")).to_have_text(re.compile("^Active"), timeout=30000)
-    row.locator("a").click()
+    row.get_by_role("link", name=name).click()
     expect(page.locator("#console-log")).to_be_visible()
 
 

@@ -8,6 +8,7 @@ import re
 import statistics
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -189,8 +190,17 @@ def test_instances_page_with_500_instances_renders_in_under_a_second(dashboard_c
         servers = httpx.get(f"{compute}/servers/detail", headers=bh, timeout=60).json()["servers"]
         return len(servers) == 500 and all(s["status"] == "ACTIVE" for s in servers)
 
-    wait_for(all_active, timeout=180, interval=2)
-    with httpx.Client(base_url=dashboard_cloud.dashboard, timeout=30) as client:
+    try:
+        wait_for(all_active, timeout=180, interval=2)
+        median = _median_instances_page_time(dashboard_cloud, project_id)
+    finally:
+        _delete_all(compute, bh)
+    print(f"instances page, 500 instances: median {median * 1000:.0f} ms over 3 GETs")
+    assert median < 1.0
+
+
+def _median_instances_page_time(cloud: DashboardCloud, project_id: str) -> float:
+    with httpx.Client(base_url=cloud.dashboard, timeout=30) as client:
         csrf = http_login(client, "admin", ADMIN_PASSWORD)
         switched = client.post("/auth/switch", data={"csrf_token": csrf, "project_id": project_id})
         assert switched.status_code == 303
@@ -201,9 +211,17 @@ def test_instances_page_with_500_instances_renders_in_under_a_second(dashboard_c
             timings.append(time.perf_counter() - started)
             assert page.status_code == 200
         assert page.text.count('data-instance="bulk"') == 500
-        median = statistics.median(timings)
-        print(f"instances page, 500 instances: median {median * 1000:.0f} ms over {len(timings)} GETs")
-        assert median < 1.0, timings
+        return statistics.median(timings)
+
+
+def _delete_all(compute: str, headers: dict[str, str]) -> None:
+    """The 500 go again, so the cloud stops as fast as it started (the fake hosts are slow to stop
+    with hundreds of instances on them)."""
+    servers = httpx.get(f"{compute}/servers", headers=headers, timeout=60).json()["servers"]
+    with httpx.Client(headers=headers, timeout=60) as client, ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda server: client.delete(f"{compute}/servers/{server['id']}"), servers))
+    wait_for(lambda: not httpx.get(f"{compute}/servers", headers=headers, timeout=60).json()["servers"],
+             timeout=120, interval=1)
 
 
 _PUBLIC_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGsYoeYf0+Bk1b6uT0kaG7oUu9qD+Zz1Zy4c7xEJq8rv dashboard-test")
