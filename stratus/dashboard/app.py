@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from pathlib import Path
 
 import httpx
@@ -65,6 +66,28 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class ServerTiming:
+    """`Server-Timing: app;dur=MS`: how long the dashboard took to answer (API calls included), so a
+    browser's developer tools and the tests see the server's share of a page's time."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def send_with_timing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                took = (time.perf_counter() - started) * 1000
+                message["headers"] = [*message.get("headers", []), (b"server-timing", f"app;dur={took:.1f}".encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_timing)
+
+
 async def _home(request: Request) -> Response:
     return web.redirect("/project/")
 
@@ -94,6 +117,7 @@ def create_dashboard_app(identity_url: str, *, secret_key: str = "", secure_cook
     app.state.identity_url = identity_url.rstrip("/")
     app.state.secure_cookies = secure_cookies
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(ServerTiming)
     return app
 
 
