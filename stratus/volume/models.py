@@ -140,3 +140,10 @@ class Service(Base):
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True, onupdate=utcnow)
     __table_args__ = (sa.UniqueConstraint("host", "binary"),)
+
+
+class ProjectLock(Base):
+    """One row per project, locked by every quota check so that concurrent creates take turns."""
+
+    __tablename__ = "volume_project_lock"
+    project_id: Mapped[str] = mapped_column(PROJECT, primary_key=True)

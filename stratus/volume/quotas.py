@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stratus.core import errors
@@ -49,20 +54,20 @@ def usage(session: Session, project_id: str) -> dict[str, int]:
     for type_name in names.values():
         for name in COUNTED:
             used[f"{name}_{type_name}"] = 0
-    volumes = session.execute(
+    volumes = session.execute(_current(session,
         sa.select(models.Volume.volume_type_id, sa.func.count(), sa.func.coalesce(sa.func.sum(models.Volume.size), 0))
-        .where(models.Volume.project_id == project_id).group_by(models.Volume.volume_type_id))
+        .where(models.Volume.project_id == project_id).group_by(models.Volume.volume_type_id)))
     for type_id, count, size in volumes:
         used["volumes"] += count
         used["gigabytes"] += int(size)
         if type_id in names:
             used[f"volumes_{names[type_id]}"] += count
             used[f"gigabytes_{names[type_id]}"] += int(size)
-    snapshots = session.execute(
+    snapshots = session.execute(_current(session,
         sa.select(models.Volume.volume_type_id, sa.func.count(),
                   sa.func.coalesce(sa.func.sum(models.Snapshot.size), 0))
         .join(models.Volume, models.Volume.id == models.Snapshot.volume_id)
-        .where(models.Snapshot.project_id == project_id).group_by(models.Volume.volume_type_id))
+        .where(models.Snapshot.project_id == project_id).group_by(models.Volume.volume_type_id)))
     for type_id, count, size in snapshots:
         used["snapshots"] += count
         used["gigabytes"] += int(size)
@@ -72,17 +77,47 @@ def usage(session: Session, project_id: str) -> dict[str, int]:
     return used
 
 
-def _lock(session: Session, project_id: str) -> None:
-    """Serialize a project's quota checks: concurrent creates cannot both pass the last free unit."""
-    if session.get_bind().dialect.name != "sqlite":  # SQLite writers are serialized already
-        session.execute(sa.select(models.Quota.project_id).where(models.Quota.project_id == project_id)
-                        .with_for_update())
+# Engines -> projects whose lock row is known to exist (the rows are never deleted).
+_KNOWN_LOCKS: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
+
+
+def lock_project(session: Session, project_id: str) -> None:
+    """Hold the project's quota lock until the transaction ends; call it first in the transaction.
+
+    SQLite: a write at once takes the database's write lock (writers are serialized, and what they
+    read afterwards is current). PostgreSQL/MariaDB: SELECT ... FOR UPDATE on the project's lock
+    row, made beforehand on a connection of its own when it is missing (made inside this
+    transaction, two first creates would wait on each other's uncommitted row).
+    """
+    lock = models.ProjectLock
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        touched = session.execute(sa.update(lock).where(lock.project_id == project_id).values(project_id=project_id))
+        if not touched.rowcount:  # type: ignore[attr-defined]
+            session.add(lock(project_id=project_id))
+            session.flush()
+        return
+    known = _KNOWN_LOCKS.setdefault(bind.engine, set())
+    if project_id not in known:
+        try:
+            with bind.engine.begin() as conn:
+                conn.execute(sa.insert(lock).values(project_id=project_id))
+        except IntegrityError:
+            pass  # another process made it first
+        known.add(project_id)
+    session.scalar(sa.select(lock.project_id).where(lock.project_id == project_id).with_for_update())
+
+
+def _current(session: Session, query: Any) -> Any:
+    """A read that sees the latest commits under MariaDB's REPEATABLE READ (a locking read)."""
+    return query.with_for_update(read=True) if session.get_bind().dialect.name in ("mysql", "mariadb") else query
 
 
 def check(session: Session, settings: VolumeConfig, project_id: str, *, type_name: str | None,
           volumes: int = 0, snapshots: int = 0, gigabytes: int = 0) -> None:
-    """Refuse with 413 when adding these would pass one of the project's limits (and its type's)."""
-    _lock(session, project_id)
+    """Refuse with 413 when adding these would pass one of the project's limits (and its type's).
+
+    The caller holds the project's lock (`lock_project`, first in its transaction)."""
     if gigabytes > 0 and volumes:
         per_volume = limits(session, settings, project_id)["per_volume_gigabytes"]
         if 0 <= per_volume < gigabytes:

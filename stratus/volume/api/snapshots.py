@@ -61,6 +61,7 @@ def create_snapshot(request: Request, body: SnapshotCreate, ctx: Caller, version
     metadata = logic.check_metadata(fields.metadata or {})
     project_id = project_of(ctx)
     with svc.db.transaction() as session:
+        quotas.lock_project(session, project_id)
         volume = logic.visible_volume(session, ctx, fields.volume_id, lock=True)
         enforce(request, ctx, "volume:write", {"project_id": volume.project_id})
         if volume.status not in logic.SNAPSHOTTABLE or (

@@ -68,6 +68,9 @@ def _extend(request: Request, ctx: RequestContext, version: APIVersion, volume_i
         raise errors.BadRequest("os-extend needs an integer new_size.")
     svc = service(request)
     with svc.db.transaction() as session:
+        owner = logic.visible_volume(session, ctx, volume_id).project_id
+    with svc.db.transaction() as session:
+        quotas.lock_project(session, owner)
         row = logic.visible_volume(session, ctx, volume_id, lock=True)
         enforce(request, ctx, "volume:write", {"project_id": row.project_id})
         allowed_states = {"available", "in-use"} if version.at_least("3.42") else {"available"}

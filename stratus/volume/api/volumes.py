@@ -125,6 +125,7 @@ def create_volume(request: Request, body: VolumeCreate, ctx: Caller, version: Ve
     metadata = logic.check_metadata(fields.metadata or {})
     image = _image_source(request, ctx, image_id) if image_id else None
     with svc.db.transaction() as session:
+        quotas.lock_project(session, project_id)  # first: the quota check below must see every commit
         size = fields.size
         zone = fields.availability_zone
         type_row = logic.usable_type(session, ctx, fields.volume_type) if fields.volume_type else None

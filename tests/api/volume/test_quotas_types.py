@@ -105,3 +105,41 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'identity.sqlite'}"
     else:
         yield from _fresh_database(request.param)
+
+
+def test_concurrent_creates_never_pass_the_limit(volume: VolumeHarness) -> None:
+    """Six transactions race for two free volumes, each pausing between its check and its insert:
+    the project lock makes them take turns, so exactly two get through."""
+    import threading
+    import time
+
+    import sqlalchemy as sa
+
+    from stratus.volume import models, quotas
+
+    svc = volume.service
+    with svc.db.transaction() as session:
+        session.add(models.Quota(project_id="racer", resource="volumes", limit=2))
+    barrier, outcomes = threading.Barrier(6), []
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            with svc.db.transaction() as session:
+                quotas.lock_project(session, "racer")
+                quotas.check(session, svc.settings, "racer", type_name=None, volumes=1, gigabytes=1)
+                time.sleep(0.05)
+                session.add(models.Volume(project_id="racer", size=1, availability_zone="nova"))
+            outcomes.append("made")
+        except quotas.OverQuota:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["made"] * 2 + ["refused"] * 4
+    with svc.db.transaction() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(models.Volume).where(
+            models.Volume.project_id == "racer")) == 2
