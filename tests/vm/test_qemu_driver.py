@@ -2,7 +2,8 @@
 found again by a new driver object (an agent restart), then destroyed without a trace.
 
 The image service is stood in for by the guest image's own files (served with their real hashes);
-the VM has one NIC on a tap that the driver makes and removes, connected to nothing.
+the VM has one NIC on a tap that the driver makes and removes, connected to nothing; a volume
+(a local file) and a second NIC are hot-plugged and unplugged.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from stratus.compute.drivers.base import PAUSED, RUNNING, SHUTDOWN, SUSPENDED
-from stratus.compute.drivers.qemu import QemuDriver, process
+from stratus.compute.drivers.qemu import QemuDriver, process, qmp
 from stratus.compute.drivers.qemu.setup import choose_accel
 from stratus.compute.drivers.qemu.spec import InstanceDir, tap_name
 
@@ -78,6 +79,11 @@ def _rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _block_devices(where: InstanceDir) -> list[str]:
+    with qmp.connect(where.qmp_socket) as monitor:
+        return [str(block.get("qdev")) for block in monitor.execute("query-block")]
 
 
 @pytest.fixture
@@ -165,6 +171,19 @@ def test_a_vm_through_its_life(host: tuple[QemuDriver, GuestFiles, Path], tmp_pa
     assert '"format": "qcow2"' in info and "backing-filename" not in info
     assert driver.get_info(instance).power_state == RUNNING  # the copy paused it only for a moment
     assert not list(where.path.glob("snapshot-*"))
+
+    volume = tmp_path / "volume.raw"
+    volume.write_bytes(bytes(16 * 1024**2))
+    connection = {"driver_volume_type": "local", "data": {"device_path": str(volume), "format": "raw"}}
+    driver.attach_volume(instance, connection, "/dev/vdb")
+    assert "/machine/peripheral/dev-vdb/virtio-backend" in _block_devices(where)
+    second = {"id": str(uuid.uuid4()), "mac_address": "fa:16:3e:12:34:57"}
+    driver.attach_interface(instance, second)
+    assert Path("/sys/class/net", tap_name(second["id"])).exists()
+    driver.detach_volume(instance, connection, "/dev/vdb")  # the guest lets go of both (ACPI hot-unplug)
+    driver.detach_interface(instance, second)
+    assert "/machine/peripheral/dev-vdb/virtio-backend" not in _block_devices(where)
+    assert not Path("/sys/class/net", tap_name(second["id"])).exists()
 
     restarted = QemuDriver("vmtest", root, files)  # what a restarted agent builds
     assert restarted.list_instances() == [instance["id"]]

@@ -252,9 +252,18 @@ def test_a_failed_device_add_removes_the_block_node_again(driver: QemuDriver, qm
     assert InstanceDir(tmp_path, INSTANCE).load().volumes == []
 
 
+def test_a_local_qcow2_volume_is_opened_as_qcow2(tmp_path: Path) -> None:
+    (tmp_path / "v").write_bytes(b"")
+    volume = devices.volume_from_connection(
+        {"driver_volume_type": "local", "data": {"device_path": str(tmp_path / "v"), "format": "qcow2"}}, "/dev/vdb")
+    assert volume.blockdev == {"driver": "qcow2", "read-only": False,
+                               "file": {"driver": "file", "filename": str(tmp_path / "v")}}
+
+
 def test_an_nbd_volume_is_a_raw_node_on_an_nbd_client() -> None:
     volume = devices.volume_from_connection(
-        {"driver_volume_type": "nbd", "data": {"host": "10.0.0.5", "port": 10809, "export": "volume-1"}}, "/dev/vdc")
+        {"driver_volume_type": "nbd", "data": {"host": "10.0.0.5", "port": 10809, "export_name": "volume-1",
+                                               "format": "raw"}}, "/dev/vdc")
     assert volume.name == "vdc"
     assert volume.blockdev == {"driver": "raw", "read-only": False, "file": {
         "driver": "nbd", "server": {"type": "inet", "host": "10.0.0.5", "port": "10809"}, "export": "volume-1"}}
@@ -266,6 +275,7 @@ def test_an_nbd_volume_is_a_raw_node_on_an_nbd_client() -> None:
     ({"driver_volume_type": "nbd", "data": {"host": "h"}}, "/dev/vdb"),
     ({"driver_volume_type": "nbd", "data": {"host": "h", "port": 1, "export": "a,b"}}, "/dev/vdb"),
     ({"driver_volume_type": "local", "data": {"device_path": "/dev/null"}}, "/dev/vdb,x"),
+    ({"driver_volume_type": "local", "data": {"device_path": "/dev/null", "format": "vmdk"}}, "/dev/vdb"),
 ])
 def test_unusable_volume_connections_are_refused(connection: dict[str, Any], mountpoint: str) -> None:
     with pytest.raises(DriverError):

@@ -19,6 +19,7 @@ from stratus.compute.drivers.qemu.qmp import Qmp
 from stratus.compute.drivers.qemu.spec import MAC, Nic, VmSpec, Volume, check_id
 
 MOUNTPOINT = re.compile(r"^(/dev/)?(?P<name>[a-z]{2,3}[a-z]{1,2})$")
+VOLUME_FORMATS = ("raw", "qcow2")
 NBD_EXPORT = re.compile(r"^[A-Za-z0-9._:/-]{1,255}$")
 # Seconds a guest gets to release a device being unplugged.
 UNPLUG_TIMEOUT = 20.0
@@ -34,9 +35,12 @@ def volume_from_name(mountpoint: str) -> str:
 
 def volume_from_connection(connection: Doc, mountpoint: str) -> Volume:
     """The volume service's connection document as a block device: `local` (a file or block device
-    on this host) or `nbd` (host, port, export)."""
+    on this host, `device_path`) or `nbd` (`host`, `port`, `export_name`), in `format` raw or qcow2."""
     name = volume_from_name(mountpoint)
     kind, data = connection.get("driver_volume_type"), connection.get("data") or {}
+    fmt = str(data.get("format") or "raw")
+    if fmt not in VOLUME_FORMATS:
+        raise DriverError(f"volume format {fmt!r} is not one the qemu driver attaches ({', '.join(VOLUME_FORMATS)})")
     protocol: dict[str, Any]
     if kind == "local":
         path = str(data.get("device_path") or "")
@@ -48,7 +52,8 @@ def volume_from_connection(connection: Doc, mountpoint: str) -> Volume:
             raise DriverError(f"local volume {path}: {exc.strerror}") from None
         protocol = {"driver": "host_device" if stat.S_ISBLK(mode) else "file", "filename": path}
     elif kind == "nbd":
-        host, port, export = str(data.get("host") or ""), data.get("port"), str(data.get("export") or "")
+        host, port = str(data.get("host") or ""), data.get("port")
+        export = str(data.get("export_name") or data.get("export") or "")
         if not host or not isinstance(port, int) or not 0 < port < 65536:
             raise DriverError("an nbd volume needs a host and a port")
         protocol = {"driver": "nbd", "server": {"type": "inet", "host": host, "port": str(port)}}
@@ -58,7 +63,7 @@ def volume_from_connection(connection: Doc, mountpoint: str) -> Volume:
             protocol["export"] = export
     else:
         raise DriverError(f"volume connection type {kind!r} is not supported by the qemu driver")
-    return Volume(name=name, blockdev={"driver": "raw", "read-only": bool(data.get("read_only")),
+    return Volume(name=name, blockdev={"driver": fmt, "read-only": bool(data.get("read_only")),
                                                 "file": protocol})
 
 
