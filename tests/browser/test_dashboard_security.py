@@ -229,3 +229,17 @@ def _delete_all(compute: str, headers: dict[str, str]) -> None:
 
 
 _PUBLIC_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGsYoeYf0+Bk1b6uT0kaG7oUu9qD+Zz1Zy4c7xEJq8rv dashboard-test")
+
+
+def test_logout_revokes_the_token(dashboard_cloud: DashboardCloud) -> None:
+    app = create_dashboard_app(dashboard_cloud.identity)
+    with TestClient(app, base_url="http://dashboard") as client:
+        csrf = http_login(client, "demo-member", MEMBER_PASSWORD)
+        token = next(iter(app.state.sessions._sessions.values())).token
+        admin, _ = dashboard_cloud.token()
+        check = {"X-Auth-Token": admin, "X-Subject-Token": token}
+        assert httpx.get(f"{dashboard_cloud.identity}/v3/auth/tokens", headers=check).status_code == 200
+        done = client.post("/auth/logout", data={"csrf_token": csrf}, follow_redirects=False)
+        assert done.status_code == 303 and done.headers["location"] == "/auth/login"
+        assert len(app.state.sessions) == 0
+        assert httpx.get(f"{dashboard_cloud.identity}/v3/auth/tokens", headers=check).status_code == 404
