@@ -7,6 +7,7 @@ A 401 means the token went bad (revoked, expired): `TokenRejected` ends the sess
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,9 @@ from stratus.dashboard.sessions import Session
 COMPUTE_VERSION = "2.53"
 SERVICE_NAMES = {"compute": "compute", "image": "image", "network": "networking", "identity": "identity",
                  "object-store": "object storage", "volumev3": "block storage"}
+
+
+_TAGS = re.compile(r"<[^>]*>")
 
 
 class ApiError(Exception):
@@ -39,7 +43,8 @@ def fault_message(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        text = response.text.strip()
+        # Object storage answers faults in a little HTML (<html><h1>Not Found</h1><p>...</p></html>).
+        text = " ".join(_TAGS.sub(" ", response.text).split())
         return text[:300] if text else f"HTTP {response.status_code}"
     if isinstance(body, dict):
         for value in body.values():  # {"itemNotFound": {...}}, {"error": {...}}, {"NeutronError": {...}}

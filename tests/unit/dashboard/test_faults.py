@@ -14,4 +14,7 @@ def test_fault_message_reads_every_api_style() -> None:
         assert fault_message(httpx.Response(404, json=body)) == "Instance x could not be found."
     assert fault_message(httpx.Response(502, text="")) == "HTTP 502"
     assert fault_message(httpx.Response(409, text="plain words")) == "plain words"
+    swift = "<html><h1>Conflict</h1><p>There was a conflict when trying to complete your request.</p></html>"
+    assert fault_message(httpx.Response(409, text=swift)) == \
+        "Conflict There was a conflict when trying to complete your request."
 
