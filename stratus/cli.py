@@ -153,6 +153,11 @@ def _listeners(cfg: Config, identity: IdentityService | None, bus: Bus,
             start_seeding(cfg, SERVICE_USERS["network"], _service_password(cfg))
     if "compute" in roles:
         _start_compute_agents(compute, bus)
+        if "api" in roles and cfg.compute.driver == "qemu":
+            from stratus.compute.runtime import start_guest_upload
+
+            start_guest_upload(compute, cfg.auth.identity_url or f"http://127.0.0.1:{cfg.identity.port}",
+                               SERVICE_USERS["compute"], _service_password(cfg))
     if "metadata" in roles:
         from stratus.compute.metadata import create_metadata_app
         listeners.append(Listener("metadata", create_metadata_app(compute), cfg.compute.metadata_port))

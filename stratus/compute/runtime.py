@@ -114,3 +114,47 @@ def start_runtime(service: ComputeService, bus: Bus, *, agents: bool = True) -> 
     if agents:
         start_agents(service, bus, runtime, service.image)
     return runtime
+
+
+def start_guest_upload(service: ComputeService, identity_url: str, user: str, password: str,
+                       timeout: float = 600.0) -> threading.Thread:
+    """In the background: build the guest image (or find it cached) and put it in the image service
+    as public image `stratus-guest`, unless this recipe's guest is there already — so that a cloud
+    with real VMs has something to boot on first start. Uploaded as `user` of the service project."""
+    import time
+
+    import httpx
+
+    from stratus import guest
+
+    image_url = f"http://127.0.0.1:{service.config.image.port}"
+
+    def upload() -> None:
+        deadline = time.monotonic() + timeout
+        try:
+            built = guest.build()
+        except Exception:
+            log.exception("could not build the guest image; no stratus-guest image to boot")
+            return
+        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "domain": {"id": "default"}, "password": password}}},
+            "scope": {"project": {"name": "service", "domain": {"id": "default"}}}}}
+        while True:
+            try:
+                answer = httpx.post(f"{identity_url}/v3/auth/tokens", json=body, timeout=10)
+                answer.raise_for_status()
+                image_id = guest.upload(image_url, answer.headers["x-subject-token"], built)
+                log.info("guest image stratus-guest is image %s", image_id)
+                return
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                if time.monotonic() > deadline:
+                    log.error("could not upload the guest image: %s", exc)
+                    return
+                time.sleep(1.0)
+            except Exception:
+                log.exception("could not upload the guest image")
+                return
+
+    thread = threading.Thread(target=upload, name="guest image upload", daemon=True)
+    thread.start()
+    return thread
