@@ -16,6 +16,7 @@ _PLACED = {
     "rcS": ("etc/init.d/rcS", 0o755),
     "rcK": ("etc/init.d/rcK", 0o755),
     "network-up": ("etc/init.d/network-up", 0o755),
+    "ctrl-alt-del": ("etc/init.d/ctrl-alt-del", 0o755),
     "udhcpc-script": ("etc/udhcpc.script", 0o755),
     # busybox acpid runs the power button's handler from this path under its config directory.
     "acpi-power-button": ("etc/acpi/PWRF/00000080", 0o755),

@@ -55,13 +55,15 @@ class Guest:
     """One QEMU process booting the guest image, its console in a file, QMP on a unix socket."""
 
     def __init__(self, image: GuestImage, accel_name: str, workdir: Path, netdev: str | None,
-                 disk: Path | None = None) -> None:
+                 disk: Path | None = None, reboots: bool = False) -> None:
         self.console = workdir / "console.log"
         self.qmp_path = workdir / "qmp.sock"
         drive = (f"file={disk},if=virtio,format=qcow2" if disk
                  else f"file={image.disk},if=virtio,format=qcow2,snapshot=on")
         command = [*direct_boot_args(image, accel_name), "-serial", f"file:{self.console}",
                    "-qmp", f"unix:{self.qmp_path},server=on,wait=off", "-device", "virtio-rng-pci", "-drive", drive]
+        if reboots:  # a guest reboot resets the VM instead of ending QEMU
+            command.remove("-no-reboot")
         if netdev is None:
             command += ["-nic", "none"]
         else:
@@ -84,14 +86,14 @@ class Guest:
         pytest.fail(f"no {marker!r} on the guest console within {timeout:.0f} s; qemu stderr: {stderr}\n"
                     f"console:\n{self.text()[-3000:]}")
 
-    def qmp(self, command: str) -> dict[str, object]:
+    def qmp(self, command: str, arguments: dict[str, object] | None = None) -> dict[str, object]:
         with socket.socket(socket.AF_UNIX) as sock:
             sock.settimeout(10)
             sock.connect(str(self.qmp_path))
             stream = sock.makefile("rw")
             json.loads(stream.readline())  # the greeting
-            for execute in ("qmp_capabilities", command):
-                stream.write(json.dumps({"execute": execute}) + "\n")
+            for execute, args in (("qmp_capabilities", {}), (command, arguments or {})):
+                stream.write(json.dumps({"execute": execute, "arguments": args}) + "\n")
                 stream.flush()
                 while True:
                     reply = json.loads(stream.readline())
@@ -184,23 +186,33 @@ def test_guest_gets_dhcp_address_metadata_and_user_data_and_accepts_the_metadata
                         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                         "root@127.0.0.1", "poweroff"], capture_output=True, timeout=60)
         assert guest.exits_within(30), "poweroff inside the guest did not end QEMU within 30 s"
-        assert "STRATUS-GUEST: powering off" in guest.text()
+        assert "STRATUS-GUEST: shutting down" in guest.text()
     finally:
         guest.kill()
 
 
-def test_guest_without_network_says_so_and_acpi_powerdown_powers_it_off(
+def test_guest_without_network_says_so_reboots_on_ctrl_alt_del_and_acpi_powerdown_powers_it_off(
         guest_image: GuestImage, guest_accel: str, tmp_path: Path) -> None:
-    guest = Guest(guest_image, guest_accel, tmp_path, None)
+    guest = Guest(guest_image, guest_accel, tmp_path, None, reboots=True)
     try:
         console = guest.wait_for("STRATUS-GUEST: ssh ready", timeout=100)
         assert "STRATUS-GUEST: failed: no network interface eth0" in console
+        # Ctrl-Alt-Del (the qemu driver's soft reboot) reboots the guest cleanly: it boots again.
+        keys = [{"type": "qcode", "data": key} for key in ("ctrl", "alt", "delete")]
+        assert guest.qmp("send-key", {"keys": keys}) == {"return": {}}
+        guest.wait_for("STRATUS-GUEST: rebooting", timeout=30)
+        deadline = time.monotonic() + 100
+        while guest.text().count("STRATUS-GUEST: ssh ready") < 2 and time.monotonic() < deadline:
+            assert guest.process.poll() is None, "QEMU ended instead of the guest rebooting"
+            time.sleep(0.2)
+        assert guest.text().count("STRATUS-GUEST: booted") == 2, guest.text()
+        assert guest.text().count("STRATUS-GUEST: ssh ready") == 2, guest.text()
         # The ACPI power button (what the qemu driver's power off sends before it kills) powers it off.
         assert guest.qmp("system_powerdown") == {"return": {}}
         assert guest.exits_within(30), "system_powerdown did not power the guest off within 30 s"
         text = guest.text()
         assert "STRATUS-GUEST: power button pressed" in text
-        assert "STRATUS-GUEST: powering off" in text
+        assert text.count("STRATUS-GUEST: shutting down") == 2  # the reboot's, and the poweroff's
     finally:
         guest.kill()
 
