@@ -135,6 +135,16 @@ def test_api_faults_are_shown_as_messages(admin_http: tuple[httpx.Client, str]) 
     missing = client.get("/project/instances/00000000-0000-0000-0000-000000000000")
     assert missing.status_code == 404 and "could not be found" in missing.text and "Traceback" not in missing.text
     assert client.get("/no/such/page").status_code == 404
+    # Object storage's own (HTML) fault: a container that still holds an object cannot go.
+    client.post("/project/containers/create", data={"csrf_token": csrf, "name": "full-box"})
+    put = client.put("/project/containers/full-box/upload", params={"name": "a.txt"}, content=b"x",
+                     headers={"X-CSRF-Token": csrf})
+    assert put.status_code == 201, put.text
+    client.post("/project/containers/full-box/delete", data={"csrf_token": csrf},
+                headers={"referer": str(client.base_url) + "/project/containers"})
+    page = client.get("/project/containers").text
+    errors = re.findall(r'class="flash error"[^>]*>([^<]*)<', page)
+    assert errors and "the container is not empty" in errors[0]
 
 
 def test_session_ends_when_its_token_expires(dashboard_cloud: DashboardCloud) -> None:
