@@ -15,6 +15,8 @@ from stratus.guest.kernel import extract_pvh_vmlinux
 from stratus.guest.recipe import CMDLINE, MACHINE, Recipe
 
 MANIFEST = "guest.json"
+# Older recipes are kept a while: a process started before an upgrade may still be reading one.
+KEEP_RECIPES = 3
 
 
 def default_cache_dir() -> Path:
@@ -43,7 +45,17 @@ def build(cache_dir: Path | None = None) -> GuestImage:
             os.replace(scratch, target)  # the directory appears whole or not at all
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+        prune(cache_dir)
     return guest
+
+
+def prune(cache_dir: Path, keep: int = KEEP_RECIPES) -> list[Path]:
+    """Remove all but the `keep` newest built recipes (each holds a ~65 MiB kernel); return what went."""
+    built = [entry for entry in cache_dir.iterdir() if (entry / MANIFEST).is_file()]
+    built.sort(key=lambda entry: (entry / MANIFEST).stat().st_mtime, reverse=True)
+    for old in built[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return built[keep:]
 
 
 def _build_into(recipe: Recipe, scratch: Path, final: Path) -> GuestImage:

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from stratus.cli import main
 from stratus.guest import GuestImage, accel, bare_boot_seconds, build, upload
 from stratus.guest.boot import direct_boot_args
+from stratus.guest.build import prune
 from stratus.guest.kernel import has_pvh_entry
 from stratus.guest.recipe import FILES_DIR
 from tests.conftest import ImageHarness
@@ -233,6 +234,16 @@ def test_build_is_cached_by_recipe_and_makes_a_qcow2_a_pvh_kernel_and_an_initrd(
         assert f.read(2) == b"\x1f\x8b"  # gzip-compressed cpio
     assert guest_image.machine == "q35"
     assert "console=ttyS0" in guest_image.cmdline and "root=/dev/vda" in guest_image.cmdline
+
+
+def test_only_the_newest_recipes_are_kept(tmp_path: Path) -> None:
+    for age, name in enumerate(["newest", "newer", "older", "oldest"]):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "guest.json").write_text("{}")
+        os.utime(tmp_path / name / "guest.json", (time.time() - age * 60, time.time() - age * 60))
+    (tmp_path / "accel-x.json").write_text("{}")
+    assert prune(tmp_path, keep=3) == [tmp_path / "oldest"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accel-x.json", "newer", "newest", "older"]
 
 
 def test_stratus_guest_build_prints_the_files(guest_image: GuestImage, guest_cache_dir: Path) -> None:
