@@ -40,7 +40,7 @@ def test_switch_project_from_the_header(page: Any, dashboard_cloud: DashboardClo
     expect(page.locator(".flash.success")).to_contain_text("Now working in project demo")
 
 
-def test_volume_page_creates_and_extends_a_volume(page: Any, dashboard_cloud: DashboardCloud) -> None:
+def test_volume_page_creates_extends_and_snapshots_a_volume(page: Any, dashboard_cloud: DashboardCloud) -> None:
     expect(page.get_by_role("link", name="Volumes")).to_be_visible()  # the catalog has volumev3
     name = f"vol-{uuid.uuid4().hex[:6]}"
     page.goto(f"{dashboard_cloud.dashboard}/project/volumes")
@@ -63,3 +63,6 @@ def test_volume_page_creates_and_extends_a_volume(page: Any, dashboard_cloud: Da
         page.wait_for_timeout(500)
         page.reload()
     expect(row).to_contain_text("2 GiB")
+    row.get_by_role("button", name="Snapshot").click()
+    expect(page.locator(".flash.success")).to_contain_text(f"Snapshot {name}-snap is being made")
+    expect(page.locator("table").nth(1)).to_contain_text(f"{name}-snap")
