@@ -155,6 +155,7 @@ def test_guest_gets_dhcp_address_metadata_and_user_data_and_accepts_the_metadata
     files["/latest/meta-data/hostname"] = f"{HOSTNAME}.novalocal"
     files["/latest/meta-data/public-keys/0/openssh-key"] = (ssh_key.with_suffix(".pub")).read_text()
     files["/openstack/latest/user_data"] = USER_DATA
+    files["/latest/meta-data/instance-id"] = "i-0000002a"
     ssh_port = _free_port()
     # User-mode networking on the link-local network, so that 169.254.169.254 is on the guest's link
     # and its connections there are handed to our metadata server; restrict=on keeps the guest off
@@ -166,7 +167,7 @@ def test_guest_gets_dhcp_address_metadata_and_user_data_and_accepts_the_metadata
     overlay = tmp_path / "root.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(guest_image.disk), "-F", "qcow2",
                     str(overlay), "512M"], check=True)
-    guest = Guest(guest_image, guest_accel, tmp_path, netdev, disk=overlay)
+    guest = Guest(guest_image, guest_accel, tmp_path, netdev, disk=overlay, reboots=True)
     try:
         console = guest.wait_for("STRATUS-GUEST: ssh ready", timeout=100)
         assert "STRATUS-GUEST: booted" in console
@@ -181,6 +182,19 @@ def test_guest_gets_dhcp_address_metadata_and_user_data_and_accepts_the_metadata
         guest.wait_for("STRATUS-GUEST: root file system grown", timeout=30)
         root_kib = int(_ssh(ssh_key, ssh_port, "df -k / | tail -n 1").stdout.split()[1])
         assert root_kib > 400 * 1024, f"the root file system did not grow to the 512 MiB disk: {root_kib} KiB"
+
+        # After a reboot the guest is set up again, but user_data does not run a second time.
+        subprocess.run(["ssh", "-i", str(ssh_key), "-p", str(ssh_port), "-o", "BatchMode=yes",
+                        "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                        "root@127.0.0.1", "reboot"], capture_output=True, timeout=60)
+        deadline = time.monotonic() + 100
+        while guest.text().count("STRATUS-GUEST: ssh ready") < 2 and time.monotonic() < deadline:
+            assert guest.process.poll() is None, "QEMU ended instead of the guest rebooting"
+            time.sleep(0.2)
+        after_reboot = guest.text().split("STRATUS-GUEST: shutting down")[-1]
+        assert "STRATUS-GUEST: ssh ready" in after_reboot and f"hostname={HOSTNAME}" in after_reboot
+        assert "STRATUS-GUEST: user_data already ran for this instance" in after_reboot
+        assert "user_data ran" not in after_reboot
 
         # poweroff typed inside the guest ends the QEMU process (busybox init runs the shutdown first).
         subprocess.run(["ssh", "-i", str(ssh_key), "-p", str(ssh_port), "-o", "BatchMode=yes",
