@@ -18,9 +18,10 @@ import pytest
 from click.testing import CliRunner
 
 from stratus.cli import main
-from stratus.guest import GuestImage, accel, bare_boot_seconds, build, upload
+from stratus.guest import GuestImage, accel, bare_boot_seconds, build, debian, upload
 from stratus.guest.boot import direct_boot_args
 from stratus.guest.build import prune
+from stratus.guest.debian import GuestBuildError
 from stratus.guest.kernel import has_pvh_entry
 from stratus.guest.recipe import FILES_DIR
 from tests.conftest import ImageHarness
@@ -248,6 +249,19 @@ def test_build_is_cached_by_recipe_and_makes_a_qcow2_a_pvh_kernel_and_an_initrd(
         assert f.read(2) == b"\x1f\x8b"  # gzip-compressed cpio
     assert guest_image.machine == "q35"
     assert "console=ttyS0" in guest_image.cmdline and "root=/dev/vda" in guest_image.cmdline
+
+
+def test_a_missing_package_or_module_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(GuestBuildError, match="apt-get install no-such-package-here"):
+        debian.package_version("no-such-package-here")
+    (tmp_path / "modules.dep").write_text("kernel/a.ko: kernel/b.ko kernel/c.ko\nkernel/b.ko: kernel/c.ko\n"
+                                          "kernel/c.ko:\nkernel/d-e.ko.xz:\n")
+    (tmp_path / "modules.builtin").write_text("kernel/builtin.ko\n")
+    order = debian.module_load_order(tmp_path, ["a", "d_e", "builtin"])
+    assert [p.relative_to(tmp_path).as_posix() for p in order] == [
+        "kernel/c.ko", "kernel/b.ko", "kernel/a.ko", "kernel/d-e.ko.xz"]
+    with pytest.raises(GuestBuildError, match="nope"):
+        debian.module_load_order(tmp_path, ["nope"])
 
 
 def test_only_the_newest_recipes_are_kept(tmp_path: Path) -> None:
