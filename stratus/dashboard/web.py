@@ -4,7 +4,6 @@ route (a page, a form action, a streamed upload) with login, admin and error han
 from __future__ import annotations
 
 import hmac
-import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,6 @@ from starlette.routing import Route
 
 from stratus.dashboard.cloud import ApiError, Cloud, TokenRejected
 from stratus.dashboard.sessions import COOKIE_NAME, Session, SessionStore
-
-log = logging.getLogger("stratus.dashboard")
 
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                         autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
