@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.responses import FileResponse, Response
 
-from stratus.object.diskfile import Conflict, Corrupt, DeviceUnavailable, DiskFile, DiskFileManager
+from stratus.object.diskfile import (
+    Conflict,
+    Corrupt,
+    DeviceUnavailable,
+    DiskFile,
+    DiskFileManager,
+    DiskFileWriter,
+)
 from stratus.object.servers.common import HTTPError, Request, http_date, plain, serve
 from stratus.object.servers.nodeclient import NodeClient, NodeRequestError
 from stratus.object.updater import node_url, save_pending
@@ -30,6 +37,48 @@ if TYPE_CHECKING:
 KEPT_HEADERS = ("content-encoding", "content-disposition", "x-object-manifest", "x-static-large-object",
                 "cache-control", "content-language", "expires")
 SMALL_BODY = 256 * 1024  # bodies up to this size are read and sent in one piece
+WRITE_BATCH = 1024 * 1024  # a larger body goes to disk in pieces of about this size
+
+
+class ThreadedWrites:
+    """A streamed body written and hashed by worker threads, WRITE_BATCH bytes at a time, while the
+    event loop receives the next bytes: MD5 and write() release the GIL, so for a large object they
+    run beside the loop (on another core) instead of inside it. One batch in flight keeps the order."""
+
+    def __init__(self, writer: DiskFileWriter) -> None:
+        self.writer = writer
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.task: asyncio.Future[None] | None = None
+
+    async def add(self, chunk: bytes) -> None:
+        self.parts.append(chunk)
+        self.size += len(chunk)
+        if self.size >= WRITE_BATCH:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self.task is not None:
+            await self.task
+            self.task = None
+        if self.parts:
+            data = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+            self.parts, self.size = [], 0
+            self.task = asyncio.ensure_future(asyncio.to_thread(self.writer.write, data))
+
+    async def finish(self) -> None:
+        await self._flush()
+        await self.settle()
+
+    async def settle(self, check: bool = True) -> None:
+        """Wait for the batch in flight; its error is raised when `check` (else: already failing)."""
+        task, self.task = self.task, None
+        if task is not None:
+            await asyncio.wait([task])
+            if check:
+                task.result()
+            elif not task.cancelled():
+                task.exception()  # retrieved: the request already fails for another reason
 
 
 class ObjectFileResponse(FileResponse):
@@ -171,8 +220,13 @@ class ObjectServer:
             return plain(409, headers={"x-backend-timestamp": current.timestamp})
         try:
             with df.create(length) as writer:
-                async for chunk in req.chunks(length):
-                    writer.write(chunk)
+                writes = ThreadedWrites(writer)
+                try:
+                    async for chunk in req.chunks(length):
+                        await writes.add(chunk)
+                    await writes.finish()
+                finally:
+                    await writes.settle(check=False)  # no thread may still write when the file closes
                 etag = writer.md5.hexdigest()
                 if expected and expected != etag:
                     return plain(422, "ETag mismatch")

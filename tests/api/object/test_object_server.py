@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import time
 from pathlib import Path
@@ -39,6 +40,20 @@ def test_etag_mismatch_is_422_and_stores_nothing(object_client: TestClient) -> N
     response = object_client.put(PATH, content=b"hello", headers={"x-timestamp": stamp(), "etag": "0" * 32})
     assert response.status_code == 422
     assert object_client.get(PATH).status_code == 404
+
+
+@pytest.mark.parametrize("size", [300_000, 3 * 1024 * 1024 + 5], ids=["one-batch", "several-batches"])
+def test_a_large_body_is_stored_whole_in_order(object_client: TestClient, size: int) -> None:
+    """Bodies past the in-memory size go to disk in batches written by worker threads."""
+    data = os.urandom(size)
+    pieces = (data[i:i + 65536] for i in range(0, size, 65536))  # as a proxy streams it
+    response = object_client.put(PATH, content=pieces, headers={"x-timestamp": stamp(), "content-length": str(size)})
+    assert response.status_code == 201
+    assert response.headers["etag"] == hashlib.md5(data).hexdigest()
+    assert object_client.get(PATH).content == data
+    wrong = object_client.put(PATH, content=data, headers={"x-timestamp": stamp(1), "etag": "0" * 32})
+    assert wrong.status_code == 422
+    assert object_client.get(PATH).content == data
 
 
 def test_last_write_wins_by_timestamp(object_client: TestClient) -> None:
