@@ -12,6 +12,9 @@ service it needs in one process).
 - large objects (`--large-mib`, default 256 MiB): one PUT streamed in 1 MiB writes with
   Content-Length and one GET read into a reused buffer, over a plain socket; MB/s (10^6 bytes/s).
 Targets (issue 7): small-object ops/s at least 2x Swift's, large-object MB/s at least 1.2x.
+The headline is `stratus up`, the configuration a user gets by default (its ratios close the report);
+`stratus-split` (node and proxy as two processes) is printed beside it. The clusters run one after the
+other, so on a busy machine run it a few times and take the median ratios.
 """
 
 from __future__ import annotations
@@ -467,6 +470,14 @@ def report(results: dict[str, dict[str, object]], args: argparse.Namespace, load
             print(f"FLAGGED: {name} answered {errors:.0f} requests with errors")
     if below:
         print("below target: " + "; ".join(below))
+    if "swift" in results and "stratus-up" in results:
+        # The headline: `stratus up` is the configuration a user gets by default.
+        ratios = []
+        for label, pick, target in rows:
+            if target is not None and pick(results["swift"]):
+                name = label.removesuffix(" ops/s").removesuffix(" MB/s")
+                ratios.append(f"{name} {pick(results['stratus-up']) / pick(results['swift']):.2f}x")
+        print("headline (stratus up / swift): " + ", ".join(ratios))
 
 
 if __name__ == "__main__":
