@@ -179,7 +179,8 @@ def _volume_roles(cfg: Config, bus: Bus, roles: tuple[str, ...]) -> list[Listene
     identity_url = cfg.auth.identity_url or f"http://127.0.0.1:{cfg.identity.port}"
     auth = ServiceAuth(identity_url, SERVICE_USERS["volume"], _service_password(cfg))
     volume = VolumeService(cfg, bus=bus, image=ImageClient(f"http://127.0.0.1:{cfg.image.port}", auth))
-    volume.setup()
+    if {"api", "conductor"} & set(roles):  # a storage node alone never touches the database
+        volume.setup()
     runtime = Runtime()
     atexit.register(runtime.stop)
     if "conductor" in roles:
