@@ -167,6 +167,74 @@ def _upload_image(request: Request, ctx: RequestContext, version: APIVersion, vo
     return {"os-volume_upload_image": view}
 
 
+def _force_delete(request: Request, ctx: RequestContext, version: APIVersion, volume_id: str,
+                  args: dict[str, Any]) -> None:
+    """Delete whatever the status (admin), but never a volume that is attached or has snapshots."""
+    with service(request).db.transaction() as session:
+        row = logic.visible_volume(session, ctx, volume_id, lock=True)
+        enforce(request, ctx, "volume:force_delete", {"project_id": row.project_id})
+        if row.attach_status != "detached":
+            raise errors.BadRequest(f"Invalid volume: Volume {volume_id} is attached.")
+        if logic.has_snapshots(session, volume_id):
+            raise errors.BadRequest(f"Invalid volume: Volume {volume_id} still has dependent snapshots.")
+        row.status = "deleting"
+    _bus(request).cast(CONDUCTOR_TOPIC, "delete_volume", volume_id=volume_id, cascade=False)
+
+
+def _readonly(request: Request, ctx: RequestContext, version: APIVersion, volume_id: str,
+              args: dict[str, Any]) -> None:
+    if "readonly" not in args:
+        raise errors.BadRequest("os-update_readonly_flag needs readonly.")
+    readonly = flag(args["readonly"], "readonly")
+    with service(request).db.transaction() as session:
+        row = logic.visible_volume(session, ctx, volume_id, lock=True)
+        enforce(request, ctx, "volume:write", {"project_id": row.project_id})
+        if row.status != "available":
+            raise errors.BadRequest(f"Invalid volume: Volume {volume_id} status must be available to update "
+                                    f"its read-only flag, but current status is: {row.status}.")
+        row.admin_metadata = {**(row.admin_metadata or {}), "readonly": "True" if readonly else "False"}
+
+
+def _image_metadata(request: Request, ctx: RequestContext, version: APIVersion, volume_id: str,
+                    args: dict[str, Any], *, change: str) -> dict[str, Any] | None:
+    with service(request).db.transaction() as session:
+        row = logic.visible_volume(session, ctx, volume_id, lock=True)
+        if change == "show":
+            enforce(request, ctx, "volume:read", {"project_id": row.project_id})
+            return {"metadata": dict(row.image_metadata or {})}
+        enforce(request, ctx, "volume:write", {"project_id": row.project_id})
+        current = dict(row.image_metadata or {})
+        if change == "set":
+            metadata = args.get("metadata")
+            if not isinstance(metadata, dict):
+                raise errors.BadRequest("os-set_image_metadata needs a metadata object.")
+            current.update(logic.check_metadata(metadata))
+            row.image_metadata = current
+            return {"metadata": current}
+        key = args.get("key")
+        if not isinstance(key, str) or key not in current:
+            raise errors.NotFound(f"Glance metadata for volume {volume_id} has no key {key!r}.")
+        del current[key]
+        row.image_metadata = current
+        return None
+
+
+def _set_image_metadata(request: Request, ctx: RequestContext, version: APIVersion, volume_id: str,
+                        args: dict[str, Any]) -> dict[str, Any] | None:
+    return _image_metadata(request, ctx, version, volume_id, args, change="set")
+
+
+def _unset_image_metadata(request: Request, ctx: RequestContext, version: APIVersion, volume_id: str,
+                          args: dict[str, Any]) -> Response:
+    _image_metadata(request, ctx, version, volume_id, args, change="unset")
+    return Response(status_code=200)
+
+
+def _show_image_metadata(request: Request, ctx: RequestContext, version: APIVersion, volume_id: str,
+                         args: dict[str, Any]) -> dict[str, Any] | None:
+    return _image_metadata(request, ctx, version, volume_id, args, change="show")
+
+
 # --- the legacy attach flow -------------------------------------------------------------------
 
 def _attach_target(request: Request, ctx: RequestContext, session: Any, volume_id: str) -> models.Volume:
@@ -276,4 +344,7 @@ _ACTIONS = {
     "os-initialize_connection": _initialize_connection, "os-attach": _attach,
     "os-begin_detaching": _begin_detaching, "os-roll_detaching": _roll_detaching, "os-detach": _detach,
     "os-terminate_connection": _terminate_connection,
+    "os-force_delete": _force_delete, "os-update_readonly_flag": _readonly,
+    "os-set_image_metadata": _set_image_metadata, "os-unset_image_metadata": _unset_image_metadata,
+    "os-show_image_metadata": _show_image_metadata,
 }

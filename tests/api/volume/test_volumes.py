@@ -237,3 +237,23 @@ def test_a_reader_sees_but_cannot_change(volume: VolumeHarness) -> None:
     assert volume.client.post("/v3/volumes", json={"volume": {"size": 1}}, headers=reader).status_code == 403
     assert volume.client.put(f"/v3/volumes/{volume_id}", json={"volume": {"name": "x"}},
                              headers=reader).status_code == 403
+
+
+def test_image_metadata_readonly_and_force_delete_actions(volume: VolumeHarness) -> None:
+    headers = member_headers(volume)
+    volume_id = create_volume(volume, headers, size=1)["id"]
+    wait_status(volume, headers, f"/v3/volumes/{volume_id}", "available")
+    made = action(volume, headers, volume_id, "os-set_image_metadata", {"metadata": {"os_type": "linux", "x": "1"}})
+    assert made.status_code == 200 and made.json()["metadata"] == {"os_type": "linux", "x": "1"}
+    assert action(volume, headers, volume_id, "os-unset_image_metadata", {"key": "x"}).status_code == 200
+    assert action(volume, headers, volume_id, "os-unset_image_metadata", {"key": "x"}).status_code == 404
+    shown = action(volume, headers, volume_id, "os-show_image_metadata", {})
+    assert shown.json() == {"metadata": {"os_type": "linux"}}
+    assert volume.client.get(f"/v3/volumes/{volume_id}", headers=headers).json()["volume"][
+        "volume_image_metadata"] == {"os_type": "linux"}
+    assert action(volume, headers, volume_id, "os-update_readonly_flag", {"readonly": True}).status_code == 202
+    assert action(volume, headers, volume_id, "os-force_delete", {}).status_code == 403
+    action(volume, admin(volume), volume_id, "os-reset_status", {"status": "creating"})
+    assert action(volume, admin(volume), volume_id, "os-force_delete", {}).status_code == 202
+    wait_gone(volume, headers, f"/v3/volumes/{volume_id}")
+    assert not _file(volume, volume_id).exists()
