@@ -89,6 +89,9 @@ class Guest:
                     f"console:\n{self.text()[-3000:]}")
 
     def qmp(self, command: str, arguments: dict[str, object] | None = None) -> dict[str, object]:
+        deadline = time.monotonic() + 10
+        while not self.qmp_path.exists() and time.monotonic() < deadline:  # QEMU is still starting
+            time.sleep(0.05)
         with socket.socket(socket.AF_UNIX) as sock:
             sock.settimeout(10)
             sock.connect(str(self.qmp_path))
@@ -149,6 +152,15 @@ def _ssh(key: Path, port: int, command: str, timeout: float = 60.0) -> subproces
         time.sleep(1)
 
 
+def _user_network(metadata_port: int, ssh_port: int | None = None) -> str:
+    """User-mode networking on the link-local network, so that 169.254.169.254 is on the guest's link
+    and its connections there are handed to our metadata server; restrict=on keeps the guest off
+    every other address."""
+    forward = f"hostfwd=tcp:127.0.0.1:{ssh_port}-:22," if ssh_port else ""
+    return (f"user,id=net0,net=169.254.0.0/16,host=169.254.0.2,dhcpstart=169.254.0.15,restrict=on,{forward}"
+            f"guestfwd=tcp:169.254.169.254:80-cmd:/bin/busybox nc 127.0.0.1 {metadata_port}")
+
+
 def test_guest_gets_dhcp_address_metadata_and_user_data_and_accepts_the_metadata_key_over_ssh(
         guest_image: GuestImage, guest_accel: str, metadata_server: tuple[int, dict[str, str]], ssh_key: Path,
         tmp_path: Path) -> None:
@@ -158,12 +170,7 @@ def test_guest_gets_dhcp_address_metadata_and_user_data_and_accepts_the_metadata
     files["/openstack/latest/user_data"] = USER_DATA
     files["/latest/meta-data/instance-id"] = "i-0000002a"
     ssh_port = _free_port()
-    # User-mode networking on the link-local network, so that 169.254.169.254 is on the guest's link
-    # and its connections there are handed to our metadata server; restrict=on keeps the guest off
-    # every other address.
-    netdev = (f"user,id=net0,net=169.254.0.0/16,host=169.254.0.2,dhcpstart=169.254.0.15,restrict=on,"
-              f"hostfwd=tcp:127.0.0.1:{ssh_port}-:22,"
-              f"guestfwd=tcp:169.254.169.254:80-cmd:/bin/busybox nc 127.0.0.1 {port}")
+    netdev = _user_network(port, ssh_port)
     # The root disk is an overlay larger than the image, as a flavor's would be: the guest grows into it.
     overlay = tmp_path / "root.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(guest_image.disk), "-F", "qcow2",
@@ -203,6 +210,27 @@ def test_guest_gets_dhcp_address_metadata_and_user_data_and_accepts_the_metadata
                         "root@127.0.0.1", "poweroff"], capture_output=True, timeout=60)
         assert guest.exits_within(30), "poweroff inside the guest did not end QEMU within 30 s"
         assert "STRATUS-GUEST: shutting down" in guest.text()
+    finally:
+        guest.kill()
+
+
+def test_guest_waits_for_a_late_dhcp_lease_and_then_reads_its_metadata(
+        guest_image: GuestImage, guest_accel: str, metadata_server: tuple[int, dict[str, str]],
+        tmp_path: Path) -> None:
+    """The cloud may set up the port's DHCP after the VM starts: here the NIC's link is down first."""
+    port, files = metadata_server
+    files["/latest/meta-data/hostname"] = "late-lease"
+    guest = Guest(guest_image, guest_accel, tmp_path, _user_network(port))
+    try:
+        assert guest.qmp("set_link", {"name": "net0", "up": False}) == {"return": {}}
+        guest.wait_for("STRATUS-GUEST: no DHCP lease on eth0 yet", timeout=100)
+        time.sleep(2)
+        assert "STRATUS-GUEST: ip=" not in guest.text()
+        assert guest.qmp("set_link", {"name": "net0", "up": True}) == {"return": {}}
+        console = guest.wait_for("STRATUS-GUEST: ssh ready", timeout=60)
+        assert "STRATUS-GUEST: ip=169.254.0.15" in console
+        assert "STRATUS-GUEST: hostname=late-lease" in console
+        assert "STRATUS-GUEST: no public key in metadata" in console and "STRATUS-GUEST: no user_data" in console
     finally:
         guest.kill()
 
