@@ -51,7 +51,8 @@ def build(cache_dir: Path | None = None) -> GuestImage:
 
 def prune(cache_dir: Path, keep: int = KEEP_RECIPES) -> list[Path]:
     """Remove all but the `keep` newest built recipes (each holds a ~65 MiB kernel); return what went."""
-    built = [entry for entry in cache_dir.iterdir() if (entry / MANIFEST).is_file()]
+    built = [entry for entry in cache_dir.iterdir()
+             if not entry.name.startswith(".") and (entry / MANIFEST).is_file()]  # not builds in progress
     built.sort(key=lambda entry: (entry / MANIFEST).stat().st_mtime, reverse=True)
     for old in built[keep:]:
         shutil.rmtree(old, ignore_errors=True)

@@ -298,8 +298,12 @@ def test_only_the_newest_recipes_are_kept(tmp_path: Path) -> None:
         (tmp_path / name / "guest.json").write_text("{}")
         os.utime(tmp_path / name / "guest.json", (time.time() - age * 60, time.time() - age * 60))
     (tmp_path / "accel-x.json").write_text("{}")
+    (tmp_path / ".build-in-progress").mkdir()
+    (tmp_path / ".build-in-progress" / "guest.json").write_text("{}")
+    os.utime(tmp_path / ".build-in-progress" / "guest.json", (0, 0))
     assert prune(tmp_path, keep=3) == [tmp_path / "oldest"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["accel-x.json", "newer", "newest", "older"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".build-in-progress", "accel-x.json", "newer", "newest",
+                                                         "older"]
 
 
 def test_stratus_guest_build_prints_the_files(guest_image: GuestImage, guest_cache_dir: Path) -> None:
