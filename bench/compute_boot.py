@@ -24,23 +24,16 @@ LATEST = {"OpenStack-API-Version": "compute 2.53"}
 
 
 def _start(tmp: Path, hosts: int) -> tuple[object, dict[str, str]]:
-    ports = {name: peers.free_port() for name in ("identity", "image", "network", "compute", "metadata",
-                                                  "object", "account", "container", "objnode")}
-    env = {"STRATUS_IDENTITY__PORT": str(ports["identity"]), "STRATUS_IMAGE__PORT": str(ports["image"]),
-           "STRATUS_NETWORK__PORT": str(ports["network"]), "STRATUS_COMPUTE__PORT": str(ports["compute"]),
-           "STRATUS_COMPUTE__METADATA_PORT": str(ports["metadata"]), "STRATUS_OBJECT__PORT": str(ports["object"]),
-           "STRATUS_OBJECT__ACCOUNT_PORT": str(ports["account"]),
-           "STRATUS_OBJECT__CONTAINER_PORT": str(ports["container"]),
-           "STRATUS_OBJECT__OBJECT_PORT": str(ports["objnode"]),
-           "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": PASSWORD, "STRATUS_IDENTITY__BCRYPT_ROUNDS": "4",
-           "STRATUS_COMPUTE__FAKE_HOSTS": str(hosts), "STRATUS_COMPUTE__QUOTA_INSTANCES": "-1",
-           "STRATUS_COMPUTE__QUOTA_CORES": "-1", "STRATUS_COMPUTE__QUOTA_RAM": "-1",
-           "STRATUS_NETWORK__QUOTA_PORT": "-1", "STRATUS_SERVER__LOG_LEVEL": "warning"}
+    env = peers.stratus_env(BOOTSTRAP__ADMIN_PASSWORD=PASSWORD, IDENTITY__BCRYPT_ROUNDS="4",
+                            COMPUTE__FAKE_HOSTS=str(hosts), COMPUTE__QUOTA_INSTANCES="-1", COMPUTE__QUOTA_CORES="-1",
+                            COMPUTE__QUOTA_RAM="-1", NETWORK__QUOTA_PORT="-1", SERVER__LOG_LEVEL="warning")
     log = tmp / "stratus.log"
     stratus = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "stratus"
     proc = peers.start([str(stratus), "up", "--state-dir", str(tmp / "state")], log, env)
     peers.wait_until(proc, lambda: "stratus: ready" in log.read_text(errors="replace"), log, timeout=300)
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    urls = {name: f"http://127.0.0.1:{peers.port_of(env, listener)}"
+            for name, listener in (("identity", "IDENTITY__PORT"), ("image", "IMAGE__PORT"),
+                                   ("network", "NETWORK__PORT"), ("compute", "COMPUTE__PORT"))}
     return proc, urls
 
 

@@ -80,9 +80,9 @@ def answers(url: str) -> bool:
 
 
 def start_stratus(tmp: Path, rounds: int, password: str) -> tuple[subprocess.Popen, str]:
-    port, log = peers.free_port(), tmp / "stratus.log"
-    env = {"STRATUS_IDENTITY__PORT": str(port), "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": password,
-           "STRATUS_IDENTITY__BCRYPT_ROUNDS": str(rounds)}
+    log = tmp / "stratus.log"
+    env = peers.stratus_env(BOOTSTRAP__ADMIN_PASSWORD=password, IDENTITY__BCRYPT_ROUNDS=str(rounds))
+    port = peers.port_of(env, "IDENTITY__PORT")
     proc = peers.start([str(STRATUS), "up", "--state-dir", str(tmp / "state")], log, env)
     peers.wait_until(proc, lambda: "stratus: ready" in log.read_text(errors="replace"), log, timeout=180)
     return proc, f"http://127.0.0.1:{port}/v3"

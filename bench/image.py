@@ -63,10 +63,8 @@ class Cloud:
 
     def __init__(self, state: Path, log: Path) -> None:
         password = secrets.token_urlsafe(12)
-        identity_port, self.image_port = peers.free_port(), peers.free_port()
-        env = {"STRATUS_IDENTITY__PORT": str(identity_port), "STRATUS_IMAGE__PORT": str(self.image_port),
-               "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": password, "STRATUS_IDENTITY__BCRYPT_ROUNDS": "4"}
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OS_", "STRATUS_"))}, **env}
+        env = peers.stratus_env(BOOTSTRAP__ADMIN_PASSWORD=password, IDENTITY__BCRYPT_ROUNDS="4")
+        identity_port, self.image_port = peers.port_of(env, "IDENTITY__PORT"), peers.port_of(env, "IMAGE__PORT")
         self.proc = peers.start([str(STRATUS), "up", "--state-dir", str(state)], log, env)
         peers.wait_until(self.proc, lambda: "stratus: ready" in log.read_text(errors="replace"), log, timeout=180)
         self.url = f"http://127.0.0.1:{self.image_port}"

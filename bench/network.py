@@ -16,7 +16,6 @@ No peer runs beside it: Neutron cannot be installed from PyPI as a runnable serv
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import statistics
 import sys
@@ -38,12 +37,9 @@ class Cloud:
 
     def __init__(self, state: Path, log: Path) -> None:
         password = secrets.token_urlsafe(12)
-        identity_port, network_port = peers.free_port(), peers.free_port()
-        env = {"STRATUS_IDENTITY__PORT": str(identity_port), "STRATUS_IMAGE__PORT": str(peers.free_port()),
-               "STRATUS_NETWORK__PORT": str(network_port), "STRATUS_NETWORK__QUOTA_PORT": "-1",
-               "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": password, "STRATUS_IDENTITY__BCRYPT_ROUNDS": "4",
-               "STRATUS_SERVER__LOG_LEVEL": "warning"}
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OS_", "STRATUS_"))}, **env}
+        env = peers.stratus_env(NETWORK__QUOTA_PORT="-1", BOOTSTRAP__ADMIN_PASSWORD=password,
+                                IDENTITY__BCRYPT_ROUNDS="4", SERVER__LOG_LEVEL="warning")
+        identity_port, network_port = peers.port_of(env, "IDENTITY__PORT"), peers.port_of(env, "NETWORK__PORT")
         self.proc = peers.start([str(STRATUS), "up", "--state-dir", str(state)], log, env)
         peers.wait_until(self.proc, lambda: "stratus: ready" in log.read_text(errors="replace"), log, timeout=180)
         self.url = f"http://127.0.0.1:{network_port}"

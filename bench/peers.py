@@ -63,6 +63,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Every listener of `stratus up`, as the STRATUS_* variable that sets its port.
+STRATUS_LISTENERS = ("IDENTITY__PORT", "IMAGE__PORT", "NETWORK__PORT", "COMPUTE__PORT", "COMPUTE__METADATA_PORT",
+                     "VOLUME__PORT", "DASHBOARD__PORT", "OBJECT__PORT", "OBJECT__ACCOUNT_PORT",
+                     "OBJECT__CONTAINER_PORT", "OBJECT__OBJECT_PORT")
+
+
+def stratus_env(**settings: str) -> dict[str, str]:
+    """The environment of a benchmark's `stratus up`: a free port for every listener (a benchmark
+    never collides with another cloud on this machine), none of the caller's OS_/STRATUS_ variables,
+    simulated hosts and networks (the API benchmarks need no real VMs), then `settings` (e.g.
+    COMPUTE__DRIVER="qemu") as STRATUS_ variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "STRATUS_"))}
+    env.update({f"STRATUS_{name}": str(free_port()) for name in STRATUS_LISTENERS})
+    env.update({"STRATUS_COMPUTE__DRIVER": "fake", "STRATUS_NETWORK__AGENT_DATAPLANE": "noop"})
+    env.update({f"STRATUS_{name}": value for name, value in settings.items()})
+    return env
+
+
+def port_of(env: dict[str, str], listener: str) -> int:
+    return int(env[f"STRATUS_{listener}"])
+
+
 def start(cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
     """Start a server with stdout and stderr going to `log`."""
     with open(log, "ab") as out:

@@ -17,7 +17,6 @@ needs the QEMU driver and the guest image: it is pending and printed as such.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import secrets
 import subprocess
@@ -41,15 +40,10 @@ class Cloud:
 
     def __init__(self, state: Path, log: Path) -> None:
         password = secrets.token_urlsafe(12)
-        identity_port, volume_port = peers.free_port(), peers.free_port()
-        env = {"STRATUS_IDENTITY__PORT": str(identity_port), "STRATUS_VOLUME__PORT": str(volume_port),
-               "STRATUS_VOLUME__QUOTA_VOLUMES": "-1", "STRATUS_VOLUME__QUOTA_GIGABYTES": "-1"}
-        for name in ("IMAGE__PORT", "NETWORK__PORT", "COMPUTE__PORT", "COMPUTE__METADATA_PORT", "DASHBOARD__PORT",
-                     "OBJECT__PORT", "OBJECT__ACCOUNT_PORT", "OBJECT__CONTAINER_PORT", "OBJECT__OBJECT_PORT"):
-            env[f"STRATUS_{name}"] = str(peers.free_port())
-        env.update({"STRATUS_BOOTSTRAP__ADMIN_PASSWORD": password, "STRATUS_IDENTITY__BCRYPT_ROUNDS": "4",
-                    "STRATUS_SERVER__LOG_LEVEL": "warning", "STRATUS_VOLUME__HOST": "bench-storage"})
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OS_", "STRATUS_"))}, **env}
+        env = peers.stratus_env(VOLUME__QUOTA_VOLUMES="-1", VOLUME__QUOTA_GIGABYTES="-1",
+                                BOOTSTRAP__ADMIN_PASSWORD=password, IDENTITY__BCRYPT_ROUNDS="4",
+                                SERVER__LOG_LEVEL="warning", VOLUME__HOST="bench-storage")
+        identity_port, volume_port = peers.port_of(env, "IDENTITY__PORT"), peers.port_of(env, "VOLUME__PORT")
         self.state = state
         self.proc = peers.start([str(STRATUS), "up", "--state-dir", str(state)], log, env)
         peers.wait_until(self.proc, lambda: "stratus: ready" in log.read_text(errors="replace"), log, timeout=180)
