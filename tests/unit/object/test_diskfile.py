@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from stratus.object import diskfile
 from stratus.object.diskfile import (
     Conflict,
     DeviceUnavailable,
@@ -144,3 +145,35 @@ def test_the_auditor_keeps_to_its_read_rate(manager: DiskFileManager) -> None:
     started = time.monotonic()
     assert ObjectAuditor(manager, bytes_per_second=300_000).run_once() == {"checked": 3, "quarantined": 0}
     assert time.monotonic() - started >= 0.4  # 150 kB at 300 kB/s
+
+
+def test_a_large_write_starts_the_disk_writing_as_it_goes(manager: DiskFileManager,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every WRITEBACK_BYTES the writer asks the kernel to start writing back (the fsync at the
+    end then has little left); the data and its checksum are unchanged."""
+    started: list[tuple[int, int]] = []
+    real = diskfile.start_writeback
+
+    def recording(fd: int, offset: int, length: int) -> int:
+        started.append((offset, length))
+        return real(fd, offset, length)
+
+    monkeypatch.setattr(diskfile, "start_writeback", recording)
+    piece = os.urandom(1024 * 1024)
+    df = manager.get("d1", 5, "a", "c", "big")
+    with df.create() as writer:
+        for _ in range(20):
+            writer.write(piece)
+        writer.put({"name": "/a/c/big", "X-Timestamp": ts(), "Content-Length": str(writer.bytes_written),
+                    "ETag": writer.md5.hexdigest()})
+    step = diskfile.WRITEBACK_BYTES
+    assert started == [(0, step), (step, step)]
+    opened = manager.get("d1", 5, "a", "c", "big").open()
+    assert opened.data_file is not None and opened.data_file.read_bytes() == piece * 20
+
+
+def test_writeback_uses_the_kernel_call(tmp_path: Path) -> None:
+    with open(tmp_path / "f", "wb") as out:
+        out.write(b"x" * 4096)
+        out.flush()
+        assert diskfile.start_writeback(out.fileno(), 0, 4096) == 0, "sync_file_range (Linux's libc) is missing"
