@@ -149,3 +149,10 @@ class ComputeAgent:
 
     def detach_interface(self, instance: Doc, port: Doc) -> None:
         self._driver.detach_interface(instance, port)
+
+    def attach_volume(self, instance: Doc, connection: Doc, mountpoint: str) -> None:
+        """Hot-plug the block storage connection (a local path or an NBD export) at `mountpoint`."""
+        self._driver.attach_volume(instance, connection, mountpoint)
+
+    def detach_volume(self, instance: Doc, connection: Doc, mountpoint: str) -> None:
+        self._driver.detach_volume(instance, connection, mountpoint)

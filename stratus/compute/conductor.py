@@ -19,6 +19,7 @@ from stratus.compute.lifecycle import LifecycleMixin
 from stratus.compute.rpc import AGENT_TOPIC, CONDUCTOR_TOPIC, SCHEDULER_TOPIC, instance_doc
 from stratus.compute.scheduler import NoValidHost, RequestSpec
 from stratus.compute.service import ComputeService
+from stratus.compute.volume_ops import VolumeMixin
 from stratus.core.bus import Bus, RpcServer
 from stratus.core.db import utcnow
 from stratus.core.errors import BusTimeout, RemoteError, StratusError
@@ -35,7 +36,7 @@ def fault(session: Any, instance_id: str, message: str, code: int = 500, host: s
                                      details=details))
 
 
-class Conductor(LifecycleMixin):
+class Conductor(LifecycleMixin, VolumeMixin):
     """Public methods are its bus API (topic `compute-conductor`)."""
 
     def __init__(self, service: ComputeService, bus: Bus) -> None:
@@ -169,9 +170,12 @@ class Conductor(LifecycleMixin):
                 if doc is None:
                     self._abandon(instance_id, request_id)
                     return
+                boot_volume = self.prepare_boot_volume(instance_id)
                 with instance_actions.event(self.db, instance_id, request_id, BUILD_EVENT, host):
                     power = self.agent(host, "spawn", instance=doc, image_meta=image_meta,
                                        network_info=networking.ports_of(info), admin_password=admin_password)
+                    if boot_volume is not None:
+                        self._plug_or_destroy(instance_id, host, boot_volume, doc, info)
             except (RemoteError, BusTimeout, StratusError) as exc:
                 last_error = f"Build of instance {instance_id} on host {host} failed: {exc}"
                 log.warning("%s", last_error)
@@ -194,6 +198,19 @@ class Conductor(LifecycleMixin):
         if len(tried) == self.settings.max_attempts:
             last_error = f"Exceeded maximum number of retries. {last_error}"
         self._fail_build(instance_id, last_error, ports)
+
+    def _plug_or_destroy(self, instance_id: str, host: str, boot_volume: dict[str, Any], doc: dict[str, Any],
+                         info: list[dict[str, Any]]) -> None:
+        """The root volume plugged in; if it cannot be, the VM just spawned goes again (so the
+        next host can be tried) and the error is raised."""
+        try:
+            self.plug_boot_volume(instance_id, host, boot_volume)
+        except (RemoteError, BusTimeout, StratusError):
+            try:
+                self.agent(host, "destroy", instance=doc, network_info=networking.ports_of(info))
+            except (RemoteError, BusTimeout) as exc:
+                log.warning("destroy of %s on %s after a failed volume attach failed: %s", instance_id, host, exc)
+            raise
 
     def _ports_made_for(self, instance_id: str) -> list[dict[str, Any]]:
         """The instance's ports as the network service knows them, the ones the user brought marked."""
@@ -274,6 +291,8 @@ class Conductor(LifecycleMixin):
             except StratusError as exc:
                 log.warning("could not list the ports of %s: %s", instance_id, exc)
             networking.deallocate(network, ports)
+        if self.service.volume is not None:
+            self.release_volumes(instance_id)
         self.finish_delete(instance_id)
 
     def finish_delete(self, instance_id: str) -> None:

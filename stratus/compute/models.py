@@ -305,3 +305,23 @@ class Migration(Base):
     status: Mapped[str] = mapped_column(sa.String(32))
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+
+class BlockDeviceMapping(Base):
+    """A volume an instance has (or is getting): its device name, the block storage attachment,
+    and whether the volume goes with the instance when it is deleted."""
+
+    __tablename__ = "compute_block_device_mapping"
+    __table_args__ = (sa.UniqueConstraint("instance_id", "device_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(UUID, sa.ForeignKey("compute_instance.id", ondelete="CASCADE"),
+                                             index=True)
+    volume_id: Mapped[str] = mapped_column(UUID, index=True)
+    device_name: Mapped[str] = mapped_column(sa.String(255))
+    boot_index: Mapped[int | None] = mapped_column()
+    source_type: Mapped[str] = mapped_column(sa.String(32), default="volume")  # volume | image
+    delete_on_termination: Mapped[bool] = mapped_column(default=False)
+    attachment_id: Mapped[str | None] = mapped_column(UUID)
+    # attaching -> attached -> detaching (the row goes when the volume is detached)
+    status: Mapped[str] = mapped_column(sa.String(32), default="attaching")
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)

@@ -84,8 +84,8 @@ def fault_view(fault: models.InstanceFault | None, admin: bool) -> dict[str, Any
 
 def server_view(request: Request, row: models.Instance, version: APIVersion, *, admin: bool,
                 tags: list[str] | None = None, fault: models.InstanceFault | None = None,
-                host_up: bool | None = None) -> dict[str, Any]:
-    """The full (detail) view of a server."""
+                host_up: bool | None = None, volumes: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """The full (detail) view of a server (`volumes`: its volumes_attached)."""
     root = str(request.base_url).rstrip("/")
     view: dict[str, Any] = {
         "id": row.id, "name": row.name, "status": status(row.vm_state, row.task_state),
@@ -106,7 +106,7 @@ def server_view(request: Request, row: models.Instance, version: APIVersion, *, 
         "security_groups": [{"name": name} for name in row.security_groups or []],
         "OS-EXT-STS:task_state": row.task_state, "OS-EXT-STS:vm_state": row.vm_state,
         "OS-EXT-STS:power_state": row.power_state,
-        "os-extended-volumes:volumes_attached": [],
+        "os-extended-volumes:volumes_attached": list(volumes or []),
     }
     if admin:
         view.update({"OS-EXT-SRV-ATTR:host": row.host, "OS-EXT-SRV-ATTR:hypervisor_hostname": row.node,

@@ -28,6 +28,7 @@ from stratus.compute.api import (
     services,
     usage,
     versions,
+    volume_attachments,
 )
 from stratus.compute.api.microversion import MicroversionMiddleware
 from stratus.compute.service import ComputeService
@@ -35,7 +36,8 @@ from stratus.core.auth import TokenValidator
 from stratus.core.http import create_app
 
 ROUTERS = (versions, flavors, keypairs, servers, server_actions, server_extras, instance_actions,
-           availability_zones, aggregates, hypervisors, services, quotas, limits, server_groups, usage, migrations)
+           availability_zones, aggregates, hypervisors, services, quotas, limits, server_groups, usage, migrations,
+           volume_attachments)
 
 _PROJECT_PREFIX = re.compile(r"^/v2(?:\.1)?/([0-9a-fA-F]{32}|[0-9a-fA-F-]{36})(/.*)?$")
 

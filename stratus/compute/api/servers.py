@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from stratus.compute import instance_actions, liveness, models, networking, servers
+from stratus.compute import block_devices, instance_actions, liveness, models, networking, servers
 from stratus.compute.api.deps import Body, Caller, Version, allowed, enforce, links, service
 from stratus.compute.rpc import CONDUCTOR_TOPIC
 from stratus.compute.views import STATUS_FILTER, server_summary, server_view
@@ -127,8 +127,10 @@ def render(session: Session, request: Request, ctx: RequestContext, version: Any
     admin = allowed(request, ctx, "servers:extended_attributes")
     tags, faults = _tags_and_faults(session, [row.id for row in rows])
     up = _hosts_up(session, request, {row.host for row in rows if row.host}) if admin else {}
+    volumes = block_devices.volumes_attached(session, [row.id for row in rows])
     return [server_view(request, row, version, admin=admin, tags=tags.get(row.id), fault=faults.get(row.id),
-                        host_up=up.get(row.host) if row.host else None) for row in rows]
+                        host_up=up.get(row.host) if row.host else None, volumes=volumes.get(row.id))
+            for row in rows]
 
 
 @router.post("/servers", status_code=202)
