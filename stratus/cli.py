@@ -233,16 +233,18 @@ def _start_network_agent(cfg: Config, bus: Bus) -> None:
 
 
 def _compute_service(cfg: Config, bus: Bus) -> ComputeService:
-    """The compute service with its ways to the network and image APIs (over HTTP, with the
-    compute service user's token)."""
+    """The compute service with its ways to the network, image and block storage APIs (over HTTP,
+    with the compute service user's token)."""
     from stratus.core.service_client import ServiceAuth
     from stratus.image.client import ImageClient
     from stratus.network.client import NetworkClient
+    from stratus.volume.client import VolumeClient
 
     identity_url = cfg.auth.identity_url or f"http://127.0.0.1:{cfg.identity.port}"
     auth = ServiceAuth(identity_url, SERVICE_USERS["compute"], _service_password(cfg))
     compute = ComputeService(cfg, bus=bus, network=NetworkClient(f"http://127.0.0.1:{cfg.network.port}", auth),
-                             image=ImageClient(f"http://127.0.0.1:{cfg.image.port}", auth))
+                             image=ImageClient(f"http://127.0.0.1:{cfg.image.port}", auth),
+                             volume=VolumeClient(f"http://127.0.0.1:{cfg.volume.port}", auth))
     compute.setup()
     return compute
 
