@@ -100,7 +100,8 @@ def _stratus_env(port: int) -> dict[str, str]:
             "STRATUS_OBJECT__OBJECT_PORT": str(peers.free_port()),
             "STRATUS_OBJECT__PART_POWER": str(PART_POWER),
             "STRATUS_OBJECT__TEMPAUTH_USERS": "bench:tester:testing:.admin",
-            "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": "bench-Admin-pw1", "STRATUS_SERVER__LOG_LEVEL": "warning"}
+            "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": "bench-Admin-pw1", "STRATUS_SERVER__LOG_LEVEL": "warning",
+            "STRATUS_COMPUTE__DRIVER": "fake", "STRATUS_NETWORK__AGENT_DATAPLANE": "noop"}
 
 
 def start_stratus(workdir: Path) -> Cluster:

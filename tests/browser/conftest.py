@@ -65,7 +65,9 @@ def _launch(state_dir: Path, identity_port: int, dashboard_port: int) -> subproc
            # Room for the 500 instances of the speed test (no ports: they boot with networks "none").
            "STRATUS_COMPUTE__QUOTA_INSTANCES": "-1", "STRATUS_COMPUTE__QUOTA_CORES": "-1",
            "STRATUS_COMPUTE__QUOTA_RAM": "-1", "STRATUS_COMPUTE__FAKE_MEMORY_MB": "524288",
-           "STRATUS_COMPUTE__FAKE_VCPUS": "64"}
+           "STRATUS_COMPUTE__FAKE_VCPUS": "64",
+           # Simulated hosts and networks, asked for since `stratus up` runs real ones where it can.
+           "STRATUS_COMPUTE__DRIVER": "fake", "STRATUS_NETWORK__AGENT_DATAPLANE": "noop"}
     for name in ("IMAGE__PORT", "NETWORK__PORT", "COMPUTE__PORT", "COMPUTE__METADATA_PORT", "VOLUME__PORT",
                  "OBJECT__PORT", "OBJECT__ACCOUNT_PORT", "OBJECT__CONTAINER_PORT", "OBJECT__OBJECT_PORT"):
         env[f"STRATUS_{name}"] = str(_free_port())

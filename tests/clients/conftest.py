@@ -131,10 +131,18 @@ def _wait_ready(process: subprocess.Popen[bytes], log: Path) -> None:
                 f"(exit code {process.returncode}); its output:\n{output}")
 
 
-def launch(state_dir: Path, port: int, image_port: int | None = None) -> subprocess.Popen[bytes]:
+# What the client tests run on: simulated hosts and a data plane that builds nothing, asked for
+# explicitly because `stratus up` runs real VMs and networks wherever it can.
+FAKE_BACKENDS = {"STRATUS_COMPUTE__DRIVER": "fake", "STRATUS_NETWORK__AGENT_DATAPLANE": "noop"}
+
+
+def launch(state_dir: Path, port: int, image_port: int | None = None, *,
+           real_vms: bool = False) -> subprocess.Popen[bytes]:
     """`stratus up` with identity on `port` (every other API on a free port), returned once it
-    printed that it is ready."""
-    env = {**_clean_environ(), "PYTHONUNBUFFERED": "1", "STRATUS_IDENTITY__PORT": str(port),
+    printed that it is ready. With the fake driver and the noop data plane unless `real_vms`
+    (then the state dir's stratus.toml or the defaults say)."""
+    env = {**_clean_environ(), **({} if real_vms else FAKE_BACKENDS),
+           "PYTHONUNBUFFERED": "1", "STRATUS_IDENTITY__PORT": str(port),
            "STRATUS_IMAGE__PORT": str(image_port or _free_port()), "STRATUS_NETWORK__PORT": str(_free_port()),
            "STRATUS_COMPUTE__PORT": str(_free_port()), "STRATUS_COMPUTE__METADATA_PORT": str(_free_port()),
            "STRATUS_DASHBOARD__PORT": str(_free_port()), "STRATUS_VOLUME__PORT": str(_free_port()),

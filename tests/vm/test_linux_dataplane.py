@@ -346,9 +346,10 @@ def test_stratus_up_with_the_linux_data_plane_builds_the_default_router(tmp_path
     state = tmp_path / "state"
     state.mkdir()
     (state / "stratus.toml").write_text(
+        '[compute]\ndriver = "fake"\n'
         f'[network]\nagent_dataplane = "linux"\nhost = "linuxtest-{uuid.uuid4().hex[:6]}"\n'
         f'bridge_mappings = ["public:{bridge}"]\nexternal_network_cidr = "198.18.78.0/24"\n')
-    proc = launch(state, _free_port())
+    proc = launch(state, _free_port(), real_vms=True)
     router_ns = ""
     try:
         deadline = time.monotonic() + 60

@@ -125,7 +125,7 @@ class World:
     # --- the cloud's lifetime -----------------------------------------------------------------
     def restart(self) -> None:
         stop(self.proc, self.state)
-        self.proc = launch(self.state, self.port)
+        self.proc = launch(self.state, self.port, real_vms=True)
 
 
 def _config(host: str, bridge: str) -> str:
@@ -167,7 +167,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     host, bridge = f"vmtest-{uuid.uuid4().hex[:6]}", "stxvm" + uuid.uuid4().hex[:8]
     (state / "stratus.toml").write_text(_config(host, bridge))
     port = _free_port()
-    proc = launch(state, port)
+    proc = launch(state, port, real_vms=True)
     w = World(Cloud(state_dir=state, url=f"http://127.0.0.1:{port}"), state, host, bridge, proc, port)
     try:
         yield w
@@ -406,7 +406,7 @@ def test_4_power_operations_a_restarted_cloud_and_a_booted_snapshot(world: World
     stop(world.proc, world.state)
     assert process.find(where) == pid
     assert a.ssh("hostname").stdout.strip() == "server-a"  # with no cloud running
-    world.proc = launch(world.state, world.port)
+    world.proc = launch(world.state, world.port, real_vms=True)
     shown = world.wait_status(a.id, "ACTIVE", 60)
     assert shown["OS-EXT-STS:power_state"] == 1
     assert process.find(where) == pid

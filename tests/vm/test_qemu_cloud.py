@@ -58,12 +58,13 @@ def qemu_cloud(tmp_path: Path) -> Iterator[tuple[Cloud, Path, str]]:
     state.mkdir()
     (state / "stratus.toml").write_text(
         f'[compute]\ndriver = "qemu"\nhost = "{host}"\nqemu_accel = "{choose_accel("auto")}"\n'
-        'qemu_shutdown_timeout = 15.0\nqemu_soft_reboot_timeout = 15.0\n')
+        'qemu_shutdown_timeout = 15.0\nqemu_soft_reboot_timeout = 15.0\n'
+        '[network]\nagent_dataplane = "noop"\n')
     port = _free_port()
-    proc = launch(state, port)
+    proc = launch(state, port, real_vms=True)
     cloud = Cloud(state_dir=state, url=f"http://127.0.0.1:{port}")
     holder = {"proc": proc}
-    cloud.relaunch = lambda: holder.update(proc=launch(state, port))  # type: ignore[attr-defined]
+    cloud.relaunch = lambda: holder.update(proc=launch(state, port, real_vms=True))  # type: ignore[attr-defined]
     cloud.shutdown = lambda: stop(holder["proc"], state)  # type: ignore[attr-defined]
     cloud.guest = guest  # type: ignore[attr-defined]
     try:
