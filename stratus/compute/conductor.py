@@ -170,12 +170,15 @@ class Conductor(LifecycleMixin, VolumeMixin):
                 if doc is None:
                     self._abandon(instance_id, request_id)
                     return
-                boot_volume = self.prepare_boot_volume(instance_id)
+                boot_volume = self.prepare_boot_volume(instance_id, host)
+                if boot_volume is not None:
+                    doc["root_volume"] = {"connection": boot_volume["connection"],
+                                          "mountpoint": boot_volume["mountpoint"]}
                 with instance_actions.event(self.db, instance_id, request_id, BUILD_EVENT, host):
                     power = self.agent(host, "spawn", instance=doc, image_meta=image_meta,
                                        network_info=networking.ports_of(info), admin_password=admin_password)
                     if boot_volume is not None:
-                        self._plug_or_destroy(instance_id, host, boot_volume, doc, info)
+                        self._complete_or_destroy(instance_id, host, boot_volume, doc, info)
             except (RemoteError, BusTimeout, StratusError) as exc:
                 last_error = f"Build of instance {instance_id} on host {host} failed: {exc}"
                 log.warning("%s", last_error)
@@ -199,17 +202,18 @@ class Conductor(LifecycleMixin, VolumeMixin):
             last_error = f"Exceeded maximum number of retries. {last_error}"
         self._fail_build(instance_id, last_error, ports)
 
-    def _plug_or_destroy(self, instance_id: str, host: str, boot_volume: dict[str, Any], doc: dict[str, Any],
-                         info: list[dict[str, Any]]) -> None:
-        """The root volume plugged in; if it cannot be, the VM just spawned goes again (so the
-        next host can be tried) and the error is raised."""
+    def _complete_or_destroy(self, instance_id: str, host: str, boot_volume: dict[str, Any], doc: dict[str, Any],
+                             info: list[dict[str, Any]]) -> None:
+        """The root volume's attachment completed; if it cannot be, the VM just spawned goes again
+        (so the next host can be tried) and the error is raised."""
         try:
-            self.plug_boot_volume(instance_id, host, boot_volume)
+            self.complete_boot_volume(boot_volume)
         except (RemoteError, BusTimeout, StratusError):
             try:
                 self.agent(host, "destroy", instance=doc, network_info=networking.ports_of(info))
             except (RemoteError, BusTimeout) as exc:
-                log.warning("destroy of %s on %s after a failed volume attach failed: %s", instance_id, host, exc)
+                log.warning("destroy of %s on %s after a failed volume attachment failed: %s", instance_id, host,
+                            exc)
             raise
 
     def _ports_made_for(self, instance_id: str) -> list[dict[str, Any]]:

@@ -132,38 +132,42 @@ class VolumeMixin:
             return {"id": mapping.id, "volume_id": mapping.volume_id, "attachment_id": mapping.attachment_id,
                     "device_name": mapping.device_name, "status": mapping.status}
 
-    def prepare_boot_volume(self, instance_id: str) -> dict[str, Any] | None:
+    def prepare_boot_volume(self, instance_id: str, host: str) -> dict[str, Any] | None:
         """Before the spawn: the root volume is available (a volume made from an image may still be
-        copying) and reserved for the instance. Raises StratusError if it never gets there."""
+        copying), reserved for the instance and connected for `host`. Returns what the driver's
+        spawn takes as the instance's `root_volume` ({connection, mountpoint}) with the mapping's
+        id and attachment; None for a server that boots from an image. Raises StratusError if the
+        volume never gets there."""
         mapping = self._boot_mapping(instance_id)
-        if mapping is None or mapping["attachment_id"]:
-            return mapping
+        if mapping is None:
+            return None
         volumes = self._volumes()
-        deadline = time.monotonic() + BOOT_VOLUME_TIMEOUT
-        while True:
-            status = volumes.get_volume(mapping["volume_id"]).get("status")
-            if status == "available":
-                break
-            if status not in ("creating", "downloading") or time.monotonic() > deadline:
-                raise errors.StratusError(f"Volume {mapping['volume_id']} did not become available "
-                                          f"(status {status}).")
-            time.sleep(BOOT_VOLUME_POLL)
-        attachment = volumes.reserve_attachment(mapping["volume_id"], instance_id)
-        with self.db.transaction() as session:
-            row = session.get(models.BlockDeviceMapping, mapping["id"])
-            if row is not None:
-                row.attachment_id = attachment["id"]
-        mapping["attachment_id"] = attachment["id"]
-        return mapping
+        if not mapping["attachment_id"]:
+            deadline = time.monotonic() + BOOT_VOLUME_TIMEOUT
+            while True:
+                status = volumes.get_volume(mapping["volume_id"]).get("status")
+                if status == "available":
+                    break
+                if status not in ("creating", "downloading") or time.monotonic() > deadline:
+                    raise errors.StratusError(f"Volume {mapping['volume_id']} did not become available "
+                                              f"(status {status}).")
+                time.sleep(BOOT_VOLUME_POLL)
+            attachment = volumes.reserve_attachment(mapping["volume_id"], instance_id)
+            with self.db.transaction() as session:
+                row = session.get(models.BlockDeviceMapping, mapping["id"])
+                if row is not None:
+                    row.attachment_id = attachment["id"]
+            mapping["attachment_id"] = attachment["id"]
+        connected = volumes.connect_attachment(mapping["attachment_id"], {"host": host})
+        return {**mapping, "connection": connected.get("connection_info") or {}, "mountpoint": mapping["device_name"]}
 
-    def plug_boot_volume(self, instance_id: str, host: str, mapping: dict[str, Any]) -> None:
-        """After the spawn: the root volume connected for `host` and plugged in as the root disk."""
+    def complete_boot_volume(self, boot_volume: dict[str, Any]) -> None:
+        """After the spawn: the root volume is in use by the instance."""
+        self._volumes().complete_attachment(boot_volume["attachment_id"])
         with self.db.transaction() as session:
-            row = session.get(models.Instance, instance_id)
-            if row is None:
-                return
-            doc = instance_doc(row)
-        self._plug(host, doc, mapping)
+            row = session.get(models.BlockDeviceMapping, boot_volume["id"])
+            if row is not None:
+                row.status = "attached"
 
     def release_volumes(self, instance_id: str) -> None:
         """The instance is gone from its host: every attachment is deleted (the volume goes

@@ -79,6 +79,9 @@ class FakeDriver(Driver):
         with self._lock:
             self._instances[instance["id"]] = _FakeInstance(RUNNING, dict(instance["flavor"]), console,
                                                             ports={p["id"]: p for p in network_info})
+            root_volume = instance.get("root_volume")
+            if root_volume:  # boot from volume: the root disk is the volume's connection
+                self._instances[instance["id"]].volumes[root_volume["mountpoint"]] = root_volume["connection"]
 
     def destroy(self, instance: Doc, network_info: list[Doc]) -> None:
         with self._lock:

@@ -103,7 +103,8 @@ def build(spec: VmSpec, where: InstanceDir, *, binary: str = QEMU_BINARY, incomi
     for volume in spec.volumes:
         argv += ["-blockdev", blockdev_arg({**volume.blockdev, "node-name": volume.node_name}),
                  "-device", f"{device_driver(spec, 'blk')},drive={volume.node_name},id={volume.device_id}"
-                            + (f",bus={volume.bus}" if volume.bus and volume.bus != "pci.0" else "")]
+                            + (f",bus={volume.bus}" if volume.bus and volume.bus != "pci.0" else "")
+                            + (",bootindex=0" if volume.boot and not spec.mmio and not spec.kernel else "")]
     if incoming is not None:
         argv += ["-incoming", incoming]
     return argv

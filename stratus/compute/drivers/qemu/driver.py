@@ -139,8 +139,9 @@ class QemuDriver(Driver):
                       accel=self.accel, flavor=dict(flavor),
                       nics=[devices.nic_from_port(port) for port in network_info])
         image_id = str(instance.get("image_ref") or "")
-        if not image_id:
-            raise DriverError("the qemu driver boots from an image; this instance has none")
+        root_volume = instance.get("root_volume")
+        if not image_id and not root_volume:
+            raise DriverError("the qemu driver boots from an image or a root volume; this instance has neither")
         spec.rng = image_meta.get("hw_rng_model") == "virtio"
         for key in ("kernel_id", "ramdisk_id"):
             if image_meta.get(key):
@@ -152,13 +153,20 @@ class QemuDriver(Driver):
                     where.save(spec)  # the definition names it before the lock goes: pruning keeps it
         if spec.kernel:
             spec.append = str(image_meta.get("os_command_line") or "")
-        with self.cache.locked(image_id):
-            base = self.cache.fetch(image_id)
-            root = where.file("disk")
-            disks.create_overlay(base, root, int(flavor.get("disk") or 0) * disks.GIB)
-            spec.base_images.append(base.image_id)
-            spec.disks.append(Disk("root", str(root)))
+        if root_volume:
+            # Boot from volume: the block storage connection is the root disk the firmware boots.
+            volume = devices.volume_from_connection(root_volume["connection"], root_volume["mountpoint"])
+            volume.boot = True
+            spec.volumes.append(volume)
             where.save(spec)
+        else:
+            with self.cache.locked(image_id):
+                base = self.cache.fetch(image_id)
+                root = where.file("disk")
+                disks.create_overlay(base, root, int(flavor.get("disk") or 0) * disks.GIB)
+                spec.base_images.append(base.image_id)
+                spec.disks.append(Disk("root", str(root)))
+                where.save(spec)
         self._add_flavor_disks(spec, where, flavor)
         where.save(spec)
         return spec

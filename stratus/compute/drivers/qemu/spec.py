@@ -67,6 +67,7 @@ class Volume:
     name: str             # "vdb" from the mountpoint "/dev/vdb"
     blockdev: dict[str, Any]
     bus: str = ""
+    boot: bool = False    # the root disk of a server booted from a volume
 
     @property
     def node_name(self) -> str:
