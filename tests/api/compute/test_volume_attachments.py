@@ -31,7 +31,8 @@ VOLUME_API = "volume 3.70"
 @pytest.fixture
 def cloud(network: NetworkHarness, image: ImageHarness, volume: VolumeHarness,
           database_url: str) -> Iterator[ComputeHarness]:
-    harness = make_compute(network, image, database_url, host="storage-1", fake_hosts=1, report_interval=0.5)
+    harness = make_compute(network, image, database_url, driver="fake", host="storage-1", fake_hosts=1,
+                           report_interval=0.5)
     auth = ServiceAuth("http://identity", "nova", SERVICE_PASSWORD, http=volume.identity.client)
     harness.service.volume = VolumeClient("http://volume", auth, http=volume.client)
     with harness.service.db.transaction() as session:
