@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
 from stratus.network.dataplane.linux import dhcp
@@ -53,3 +55,21 @@ def test_a_pid_file_of_another_program_is_not_dnsmasq(tmp_path: Path) -> None:
     pid_file.write_text("1\n")  # init, never dnsmasq
     assert dhcp.pid_of(pid_file) is None
     assert dhcp.pid_of(tmp_path / "missing") is None
+
+
+def test_a_dead_but_unreaped_dnsmasq_counts_as_stopped() -> None:
+    # dnsmasq daemonizes; a container's PID 1 may never reap it, leaving a zombie after SIGTERM.
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert dhcp._alive(child.pid)
+        child.terminate()
+        deadline = time.monotonic() + 5
+        while dhcp._alive(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not dhcp._alive(child.pid)  # exited, not yet reaped: a zombie
+        started = time.monotonic()
+        dhcp.stop_pid(child.pid)
+        assert time.monotonic() - started < 1
+    finally:
+        child.kill()
+        child.wait()

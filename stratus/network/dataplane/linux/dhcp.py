@@ -138,13 +138,23 @@ def stop_pid(pid: int, wait: float = 5.0) -> None:
         return
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists():
+        if not _alive(pid):
             return
         time.sleep(0.02)
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie: dnsmasq daemonizes, so its parent is PID 1, which in a container
+    may never reap it; waiting for /proc/PID to vanish would then always take the whole wait."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _write(path: Path, text: str, scratch: Path) -> None:
