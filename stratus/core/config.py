@@ -91,8 +91,9 @@ class NetworkConfig(Section):
     # binding:host_id name it.
     host: str = Field(default="", max_length=255)
     # What the network agent builds with: "noop" records the desired state and builds nothing;
-    # "linux" builds bridges, dnsmasq, router namespaces and nftables (needs root).
-    agent_dataplane: str = Field(default="noop", pattern="^(noop|linux)$")
+    # "linux" builds bridges, dnsmasq, router namespaces and nftables (needs root); "auto": linux
+    # when running as root with its tools installed, else noop (`stratus up` says which).
+    agent_dataplane: str = Field(default="auto", pattern="^(auto|noop|linux)$")
     # linux data plane: "physnet:interface" host interfaces for flat/VLAN networks, and
     # "physnet:bridge" existing host bridges used as is by flat networks (the external network).
     physical_interface_mappings: list[str] = []
@@ -140,8 +141,9 @@ class ComputeConfig(Section):
     # Signs the metadata proxy's X-Instance-ID headers (empty: made once in STATE_DIR/metadata-secret).
     metadata_shared_secret: str = ""
     # The hypervisor driver of this node's compute agent: "fake" keeps instances in memory, "qemu"
-    # runs each instance as a qemu-system-x86_64 process.
-    driver: str = Field(default="fake", pattern="^(fake|qemu)$")
+    # runs each instance as a qemu-system-x86_64 process; "auto": qemu wherever QEMU is installed,
+    # else fake (`stratus up` says which).
+    driver: str = Field(default="auto", pattern="^(auto|fake|qemu)$")
     # qemu driver: instance disks, consoles and sockets, and the base image cache (empty:
     # STATE_DIR/instances); the accelerator ("auto": KVM when a probe boot proves it works, else TCG);
     # seconds a guest gets to power off (or to reboot, for a soft reboot) before it is forced.
