@@ -7,6 +7,7 @@ import atexit
 import logging
 import os
 import secrets
+import shutil
 import sys
 from pathlib import Path
 
@@ -37,10 +38,35 @@ STANDALONE_ROLES = ("object-node", "dashboard")
 
 def _load(config_path: str | None, state_dir: str | None) -> Config:
     try:
-        return config_mod.load(Path(config_path) if config_path else None,
-                               state_dir=Path(state_dir) if state_dir else None)
+        cfg = config_mod.load(Path(config_path) if config_path else None,
+                              state_dir=Path(state_dir) if state_dir else None)
     except config_mod.ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    return cfg
+
+
+# What the real backends need on this machine.
+QEMU_TOOLS = ("qemu-system-x86_64", "qemu-img")
+LINUX_NETWORK_TOOLS = ("ip", "nft", "dnsmasq")
+
+
+def _choose_backends(cfg: Config) -> None:
+    """Settle `auto` for the hypervisor driver and the network data plane: real VMs and networks
+    wherever this machine can run them, the simulated ones otherwise — and then say so plainly."""
+    if cfg.compute.driver == "auto":
+        missing = [tool for tool in QEMU_TOOLS if shutil.which(tool) is None]
+        cfg.compute.driver = "fake" if missing else "qemu"
+        if missing:
+            click.echo(f"stratus: no QEMU here ({', '.join(missing)} not found): servers run on the fake "
+                       "driver and are NOT real VMs (apt-get install qemu-system-x86 qemu-utils for real ones)")
+    if cfg.network.agent_dataplane == "auto":
+        missing = [tool for tool in LINUX_NETWORK_TOOLS if shutil.which(tool) is None]
+        reason = "not running as root" if os.geteuid() != 0 else (f"{', '.join(missing)} not found" if missing
+                                                                    else "")
+        cfg.network.agent_dataplane = "noop" if reason else "linux"
+        if reason:
+            click.echo(f"stratus: {reason}: networks are NOT built on this host (the noop data plane records "
+                       "them only); run as root with iproute2, nftables and dnsmasq for real ones")
 
 
 # The services that run beside identity, each with a user of its own in the service project.
@@ -310,6 +336,8 @@ state_option = click.option("--state-dir", default=None, type=click.Path(file_ok
 def up(config_path: str | None, state_dir: str | None) -> None:
     """Run the whole cloud in this process (bootstraps it on first start)."""
     cfg = _load(config_path, state_dir)
+    _choose_backends(cfg)
+    click.echo(f"stratus: compute driver {cfg.compute.driver}, network data plane {cfg.network.agent_dataplane}")
     identity, result = _identity(cfg)
     if result.generated_password:
         click.echo(f"stratus: generated admin password (shown once): {result.generated_password}")
@@ -333,6 +361,7 @@ def serve(config_path: str | None, state_dir: str | None, roles: tuple[str, ...]
         raise click.ClickException(f"unknown role(s) {', '.join(unknown)}; "
                                    f"known: {', '.join(ROLES + STANDALONE_ROLES)}")
     cfg = _load(config_path, state_dir)
+    _choose_backends(cfg)
     standalone = _standalone_listeners(cfg, roles)
     roles = tuple(role for role in roles if role not in STANDALONE_ROLES)
     if not roles:
