@@ -30,10 +30,11 @@ from stratus.compute.api import (
     versions,
     volume_attachments,
 )
-from stratus.compute.api.microversion import MicroversionMiddleware
+from stratus.compute.api.microversion import VERSIONS
 from stratus.compute.service import ComputeService
 from stratus.core.auth import TokenValidator
 from stratus.core.http import create_app
+from stratus.core.microversion import MicroversionMiddleware
 
 ROUTERS = (versions, flavors, keypairs, servers, server_actions, server_extras, instance_actions,
            availability_zones, aggregates, hypervisors, services, quotas, limits, server_groups, usage, migrations,
@@ -64,6 +65,6 @@ def create_compute_app(service: ComputeService, validator: TokenValidator) -> Fa
     app.state.compute = service
     for module in ROUTERS:
         app.include_router(module.router)
-    app.add_middleware(MicroversionMiddleware)
+    app.add_middleware(MicroversionMiddleware, versions=VERSIONS)
     app.add_middleware(ProjectPrefixMiddleware)
     return app

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stratus.core.auth import TokenValidator
 from stratus.core.http import create_app
+from stratus.core.microversion import MicroversionMiddleware
 from stratus.volume.api import (
     attachments,
     quotas,
@@ -23,7 +24,7 @@ from stratus.volume.api import (
     volume_actions,
     volumes,
 )
-from stratus.volume.api.microversion import MicroversionMiddleware
+from stratus.volume.api.microversion import VERSIONS
 from stratus.volume.service import VolumeService
 
 ROUTERS = (versions, volumes, volume_actions, snapshots, types, quotas, services, attachments)
@@ -53,6 +54,6 @@ def create_volume_app(service: VolumeService, validator: TokenValidator) -> Fast
     app.state.volume = service
     for module in ROUTERS:
         app.include_router(module.router)
-    app.add_middleware(MicroversionMiddleware)
+    app.add_middleware(MicroversionMiddleware, versions=VERSIONS)
     app.add_middleware(ProjectPrefixMiddleware)
     return app
