@@ -161,8 +161,23 @@ async def detail(request: Request, cloud: Cloud) -> Response:
     except ApiError as exc:  # e.g. still building: the page is still worth showing
         console = f"(no console log: {exc.message})"
     instance = rows([body["server"]], images)[0]
+    attached, attachable = await _volumes_of(cloud, body["server"])
     return web.render(request, "instance_detail.html", cloud.session, title=instance["name"], instance=instance,
-                      server=body["server"], console=console)
+                      server=body["server"], console=console, volumes_attached=attached, attachable=attachable,
+                      has_volumes=cloud.has("volumev3"))
+
+
+async def _volumes_of(cloud: Cloud, server: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The server's volumes (named, from block storage) and the project's volumes free to attach."""
+    ids = [v["id"] for v in server.get("os-extended-volumes:volumes_attached") or []]
+    if not cloud.has("volumev3"):
+        return [{"id": i, "name": i, "size": ""} for i in ids], []
+    volumes = (await cloud.get("volumev3", "/volumes/detail")).get("volumes", [])
+    known = {v["id"]: v for v in volumes}
+    attached = [{"id": i, "name": known.get(i, {}).get("name") or i, "size": known.get(i, {}).get("size", "")}
+                for i in ids]
+    attachable = sorted((v for v in volumes if v.get("status") == "available"), key=lambda v: v.get("name") or "")
+    return attached, attachable
 
 
 routes = [

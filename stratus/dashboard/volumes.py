@@ -1,9 +1,13 @@
-"""Volumes (block storage), shown only when the catalog has a `volumev3` endpoint: list, create,
-extend, attach to and detach from instances, delete; and their snapshots."""
+"""Volumes (block storage), shown only when the catalog has a `volumev3` endpoint: list (its rows
+refreshed live), create, extend, attach to and detach from instances, delete; and their snapshots.
+
+Attach and detach go through compute's os-volume_attachments (compute plugs the volume into the
+server), from this list or from an instance's page (`instances.detail` shows its volumes)."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,14 +24,25 @@ def _size(value: str) -> int:
     return int(value)
 
 
-async def index(request: Request, cloud: Cloud) -> Response:
-    volumes, snapshots, servers = await asyncio.gather(
-        cloud.get("volumev3", "/volumes/detail"), cloud.get("volumev3", "/snapshots/detail"), list_servers(cloud))
+async def _table(cloud: Cloud) -> dict[str, Any]:
+    """The volume rows, each with the servers it is attached to (id and name), and the servers to
+    offer for attaching."""
+    volumes, servers = await asyncio.gather(cloud.get("volumev3", "/volumes/detail"), list_servers(cloud))
     names = {s["id"]: s.get("name") or s["id"] for s in servers}
-    rows = [dict(v, attached_to=[names.get(a.get("server_id"), a.get("server_id")) for a in v.get("attachments", [])])
-            for v in volumes.get("volumes", [])]
-    return web.render(request, "volumes.html", cloud.session, title="Volumes", volumes=rows,
-                      snapshots=snapshots.get("snapshots", []), servers=servers)
+    rows = [dict(v, attached_to=[{"id": a.get("server_id"), "name": names.get(a.get("server_id"), a.get("server_id"))}
+                                 for a in v.get("attachments", [])])
+            for v in sorted(volumes.get("volumes", []), key=lambda v: (v.get("name") or "", v["id"]))]
+    return {"volumes": rows, "servers": servers}
+
+
+async def index(request: Request, cloud: Cloud) -> Response:
+    table, snapshots = await asyncio.gather(_table(cloud), cloud.get("volumev3", "/snapshots/detail"))
+    return web.render(request, "volumes.html", cloud.session, title="Volumes",
+                      snapshots=snapshots.get("snapshots", []), **table)
+
+
+async def table_fragment(request: Request, cloud: Cloud) -> Response:
+    return web.render(request, "volume_rows.html", cloud.session, **await _table(cloud))
 
 
 async def create(request: Request, cloud: Cloud, form: Form) -> str:
@@ -46,6 +61,14 @@ async def attach(request: Request, cloud: Cloud, form: Form) -> str:
     server = form.require("server_id", "Instance")
     await cloud.post("compute", f"/servers/{server}/os-volume_attachments",
                      {"volumeAttachment": {"volumeId": request.path_params["volume_id"]}})
+    return "Volume is being attached."
+
+
+async def attach_to_instance(request: Request, cloud: Cloud, form: Form) -> str:
+    """The instance page's form: the server is in the path, the volume chosen."""
+    volume = form.require("volume_id", "Volume to attach")
+    await cloud.post("compute", f"/servers/{request.path_params['server_id']}/os-volume_attachments",
+                     {"volumeAttachment": {"volumeId": volume}})
     return "Volume is being attached."
 
 
@@ -74,6 +97,7 @@ async def delete_snapshot(request: Request, cloud: Cloud, form: Form) -> str:
 
 routes = [
     web.page("/project/volumes", index),
+    web.fragment("/project/volumes/rows", table_fragment),
     web.action("/project/volumes/create", create, fallback="/project/volumes"),
     web.action("/project/volumes/{volume_id}/extend", extend, fallback="/project/volumes"),
     web.action("/project/volumes/{volume_id}/attach", attach, fallback="/project/volumes"),
@@ -81,4 +105,5 @@ routes = [
     web.action("/project/volumes/{volume_id}/snapshot", snapshot, fallback="/project/volumes"),
     web.action("/project/volumes/{volume_id}/delete", delete, fallback="/project/volumes"),
     web.action("/project/volume_snapshots/{snapshot_id}/delete", delete_snapshot, fallback="/project/volumes"),
+    web.action("/project/instances/{server_id}/attach_volume", attach_to_instance, fallback="/project/instances"),
 ]

@@ -49,7 +49,7 @@ def test_volume_page_creates_extends_and_snapshots_a_volume(page: Any, dashboard
     page.get_by_role("button", name="Create", exact=True).click()
     expect(page.locator(".flash.success")).to_contain_text(f"Volume {name} is being created")
     row = page.locator(f"tr[data-volume='{name}']")
-    for _ in range(30):  # the list is not live: reload until the backend has made it
+    for _ in range(30):  # reload until the backend has made it (test_dashboard_volumes relies on the live rows)
         if "available" in row.inner_text():
             break
         page.wait_for_timeout(500)

@@ -33,11 +33,18 @@ function dialogs() {
   });
 }
 
-// An element with data-poll="URL" has its content replaced by URL's HTML every data-interval ms.
+// An element with data-poll="URL" has its content replaced by URL's HTML every data-interval ms,
+// except while the user is filling in a field inside it (a refresh would throw their input away).
 function polling() {
   document.querySelectorAll("[data-poll]").forEach(function (target) {
     var interval = parseInt(target.dataset.interval || "3000", 10);
+    var edited = false;
+    target.addEventListener("input", function () { edited = true; });
+    target.addEventListener("change", function () { edited = true; });
     function refresh() {
+      var active = document.activeElement;
+      var typing = active && target.contains(active) && active.matches("input, select, textarea");
+      if (edited || typing) { window.setTimeout(refresh, interval); return; }
       fetch(target.dataset.poll, { credentials: "same-origin", headers: { "Accept": "text/html" } })
         .then(function (response) {
           if (response.status === 401) { window.location = "/auth/login"; return null; }
