@@ -1,6 +1,6 @@
 """Block storage benchmark: volumes created per second, and sequential MB/s of a volume's backing file.
 
-Run:  .venv/bin/python bench/volume.py [--volumes 50] [--concurrency 4] [--mib 1024] [--dir DIR]
+Run:  .venv/bin/python bench/volume.py [--volumes 50] [--concurrency 4] [--mib 1024] [--dir DIR] [--no-guest]
 
 One `stratus up` (free ports, SQLite and the file backend in a temporary state dir under DIR,
 default `bench/`). As the admin, through the API (POST /v3/volumes, then polling the list until
@@ -10,8 +10,10 @@ every volume is `available`):
 - then the same number deleted (until every one is gone): deletes per second.
 Then the host side of the data path: sequential write then read of `--mib` MiB on one volume's
 backing file with O_DIRECT (`dd`, 1 MiB blocks), as a guest would see through a raw file.
-The in-guest half (the same dd inside a VM on the attached volume, and the ratio of the two)
-needs the QEMU driver and the guest image: it is pending and printed as such.
+Then the guest side (volume_guest.py, needs root and QEMU; `--no-guest` leaves it out): a second
+`stratus up` with real VMs boots one `stratus-guest` server, attaches a volume of the same size, and
+the server's user_data runs the same dd (busybox, O_DIRECT) on /dev/vdb and prints the figures on
+the console, read back through os-getConsoleOutput; printed next to the host's, with the ratio.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402
+import volume_guest  # noqa: E402
 
 STRATUS = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "stratus"
 VERSION = {"OpenStack-API-Version": "volume 3.70"}
@@ -163,7 +166,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--mib", type=int, default=1024)
     parser.add_argument("--dir", type=Path, default=Path(__file__).resolve().parent)
+    parser.add_argument("--no-guest", action="store_true", help="leave out the in-guest measurement")
     args = parser.parse_args()
+    if not args.no_guest:
+        volume_guest.check_host()
     with tempfile.TemporaryDirectory(dir=args.dir, prefix=".bench-volume-") as tmp:
         cloud = _CLOUD = Cloud(Path(tmp) / "state", Path(tmp) / "stratus.log")
         try:
@@ -174,10 +180,10 @@ def main() -> int:
             write, read = backing_file_rates(cloud, args.mib)
             print(f"host, backing file, O_DIRECT 1 MiB blocks, {args.mib} MiB: write {write:.0f} MB/s, "
                   f"read {read:.0f} MB/s")
-            print("guest, attached volume: pending (needs the QEMU driver and the guest image); "
-                  "no guest/host ratio yet")
         finally:
             peers.stop(cloud.proc)
+    if not args.no_guest:
+        volume_guest.report(args.mib, write, read, args.dir)
     return 0
 
 
