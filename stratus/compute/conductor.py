@@ -9,6 +9,7 @@ the instance's vm_state/task_state as the Compute API documents them.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,17 @@ from stratus.core.db import utcnow
 from stratus.core.errors import BusTimeout, RemoteError, StratusError
 
 log = logging.getLogger("stratus.compute.conductor")
+
+
+@dataclass
+class _BuildPlan:
+    """What a build needs from the instance's request, read once at its start."""
+
+    spec: RequestSpec
+    requests: list[dict[str, Any]]
+    group_ids: list[str]
+    project_id: str
+    zone: str
 
 BUILD_EVENT = "compute__do_build_and_run_instance"
 SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
@@ -108,35 +120,43 @@ class Conductor(LifecycleMixin, VolumeMixin):
     # --- build --------------------------------------------------------------------------------
 
     def build_instance(self, instance_id: str, request_id: str, admin_password: str | None = None) -> None:
-        """Ports, then up to max_attempts hosts; ERROR with a fault (and everything freed) if none works."""
-        with instance_actions.event(self.db, instance_id, request_id, SCHEDULE_EVENT):
-            try:
-                self._build(instance_id, request_id, admin_password)
-            except Exception as exc:
-                # Not one of the failures _build handles (a database or connection error): the
-                # instance must still end in ERROR, holding nothing, rather than building forever.
-                log.exception("build of %s failed unexpectedly", instance_id)
-                self._fail_build(instance_id, f"Build of instance {instance_id} failed: {exc}",
-                                 self._ports_made_for(instance_id))
-                raise
-
-    def _build(self, instance_id: str, request_id: str, admin_password: str | None) -> None:
+        """Ports, then up to max_attempts hosts; ERROR with a fault (and everything freed) if none works.
+        The action's events are written in the build's own transactions: a boot costs few commits."""
         with self.db.transaction() as session:
+            schedule_event = instance_actions.begin(session, instance_id, request_id, SCHEDULE_EVENT)
             row = session.get(models.Instance, instance_id)
             if row is None or row.deleted or row.task_state == "deleting":
-                return
-            spec = RequestSpec.from_dict(row.request_spec["scheduler"])
-            requests = row.request_spec.get("networks", [])
-            group_ids = row.request_spec.get("security_group_ids", [])
-            project_id, zone = row.project_id, row.availability_zone or self.settings.default_availability_zone
-            row.task_state = "networking"
+                plan = None
+            else:
+                row.task_state = "scheduling"
+                plan = _BuildPlan(RequestSpec.from_dict(row.request_spec["scheduler"]),
+                                  row.request_spec.get("networks", []), row.request_spec.get("security_group_ids", []),
+                                  row.project_id, row.availability_zone or self.settings.default_availability_zone)
+        try:
+            finished = plan is not None and self._build(plan, instance_id, request_id, admin_password, schedule_event)
+        except Exception as exc:
+            # Not one of the failures _build handles (a database or connection error): the
+            # instance must still end in ERROR, holding nothing, rather than building forever.
+            log.exception("build of %s failed unexpectedly", instance_id)
+            self._fail_build(instance_id, f"Build of instance {instance_id} failed: {exc}",
+                             self._ports_made_for(instance_id))
+            with self.db.transaction() as session:
+                instance_actions.finish(session, schedule_event, instance_id, request_id, exc)
+            raise
+        if not finished:
+            with self.db.transaction() as session:
+                instance_actions.finish(session, schedule_event, instance_id, request_id)
+
+    def _build(self, plan: _BuildPlan, instance_id: str, request_id: str, admin_password: str | None,
+               schedule_event: int | None) -> bool:
+        """True when the server is ACTIVE (and the schedule event finished with it)."""
         network = self.service.network
+        spec = plan.spec
         ports: list[dict[str, Any]] = []
         info: list[dict[str, Any]] = []
         tried: list[str] = []
         last_error = "No valid host was found. "
         for _attempt in range(self.settings.max_attempts):
-            self._set(instance_id, task_state="scheduling")
             try:
                 host = self.bus.call(SCHEDULER_TOPIC, "select_destination", spec=spec.to_dict())
             except NoValidHost as exc:
@@ -145,62 +165,75 @@ class Conductor(LifecycleMixin, VolumeMixin):
             tried.append(host)
             if not self._place(instance_id, host):
                 self._abandon(instance_id, request_id)
-                return
-            if network is not None and requests and not ports:
+                return False
+            if network is not None and plan.requests and not ports:
                 try:  # the ports are made bound to the first host
-                    ports = networking.allocate(network, instance_id, project_id, zone, requests, group_ids, host)
+                    ports = networking.allocate(network, instance_id, plan.project_id, plan.zone, plan.requests,
+                                                plan.group_ids, host)
                 except StratusError as exc:
                     self._fail_build(instance_id, f"Build of instance {instance_id} aborted: Failed to allocate "
                                      f"the network(s): {exc.message}", [])
-                    return
+                    return False
+            build_event: int | None = None
             try:
                 if network is not None and ports:
                     if ports[0].get("binding:host_id") != host:
                         ports = networking.bind(network, ports, host)
                     info = networking.network_info(network, ports, floating_ips=False)
-                    self._save_network_info(instance_id, info)
                 with self.db.transaction() as session:
                     row = session.get(models.Instance, instance_id)
                     if row is None or row.deleted or row.task_state == "deleting":
                         doc = None
                     else:
+                        if info:
+                            row.network_info = info
                         row.task_state = "spawning"
                         doc = instance_doc(row)
                         image_meta = {k.removeprefix("image_"): v for k, v in (row.system_metadata or {}).items()}
+                        build_event = instance_actions.begin(session, instance_id, request_id, BUILD_EVENT, host)
                 if doc is None:
                     self._abandon(instance_id, request_id)
-                    return
+                    return False
                 boot_volume = self.prepare_boot_volume(instance_id, host)
                 if boot_volume is not None:
                     doc["root_volume"] = {"connection": boot_volume["connection"],
                                           "mountpoint": boot_volume["mountpoint"]}
-                with instance_actions.event(self.db, instance_id, request_id, BUILD_EVENT, host):
-                    power = self.agent(host, "spawn", instance=doc, image_meta=image_meta,
-                                       network_info=networking.ports_of(info), admin_password=admin_password)
-                    if boot_volume is not None:
-                        self._complete_or_destroy(instance_id, host, boot_volume, doc, info)
+                power = self.agent(host, "spawn", instance=doc, image_meta=image_meta,
+                                   network_info=networking.ports_of(info), admin_password=admin_password)
+                if boot_volume is not None:
+                    self._complete_or_destroy(instance_id, host, boot_volume, doc, info)
             except (RemoteError, BusTimeout, StratusError) as exc:
                 last_error = f"Build of instance {instance_id} on host {host} failed: {exc}"
                 log.warning("%s", last_error)
                 with self.db.transaction() as session:
+                    instance_actions.finish(session, build_event, instance_id, request_id, exc)
                     fault(session, instance_id, last_error, host=host)
                     claims.release(session, instance_id, host)
                     row = session.get(models.Instance, instance_id)
                     if row is not None:
                         row.host = row.node = None
+                        if not row.deleted and row.task_state != "deleting":
+                            row.task_state = "scheduling"
                 spec.ignore_hosts.append(host)
                 continue
+            except Exception as exc:
+                with self.db.transaction() as session:
+                    instance_actions.finish(session, build_event, instance_id, request_id, exc)
+                raise
             with self.db.transaction() as session:
+                instance_actions.finish(session, build_event, instance_id, request_id)
                 row = session.get(models.Instance, instance_id)
                 if row is not None and not row.deleted and row.task_state != "deleting":
                     row.vm_state, row.task_state, row.power_state = "active", None, int(power or RUNNING)
                     row.launched_at = utcnow()
-                    return
+                    instance_actions.finish(session, schedule_event, instance_id, request_id)
+                    return True
             self._abandon(instance_id, request_id)
-            return
+            return False
         if len(tried) == self.settings.max_attempts:
             last_error = f"Exceeded maximum number of retries. {last_error}"
         self._fail_build(instance_id, last_error, ports)
+        return False
 
     def _complete_or_destroy(self, instance_id: str, host: str, boot_volume: dict[str, Any], doc: dict[str, Any],
                              info: list[dict[str, Any]]) -> None:
@@ -263,9 +296,6 @@ class Conductor(LifecycleMixin, VolumeMixin):
             if row is not None and not row.deleted:
                 for name, value in changes.items():
                     setattr(row, name, value)
-
-    def _save_network_info(self, instance_id: str, info: list[dict[str, Any]]) -> None:
-        self._set(instance_id, network_info=info)
 
     # --- delete -------------------------------------------------------------------------------
 

@@ -26,37 +26,47 @@ def _action(session: Session, instance_id: str, request_id: str) -> models.Insta
         .order_by(models.InstanceAction.id.desc()).limit(1))
 
 
+def begin(session: Session, instance_id: str, request_id: str, name: str, host: str | None = None) -> int | None:
+    """Record the start of event `name` of the request's action in the caller's transaction; the
+    event's id, or None when there is no action to hang it on (the instance is gone)."""
+    action = _action(session, instance_id, request_id)
+    if action is None:
+        return None
+    row = models.InstanceActionEvent(action_id=action.id, event=name, host=host)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def finish(session: Session, event_id: int | None, instance_id: str, request_id: str,
+           error: BaseException | None = None) -> None:
+    """Record the end of an event in the caller's transaction: Success, or Error with the traceback
+    of `error` (which also marks the action's message)."""
+    if event_id is None:
+        return
+    row = session.get(models.InstanceActionEvent, event_id)
+    if row is not None:
+        row.result = "Error" if error is not None else "Success"
+        row.traceback = "".join(tb.format_exception(error)) if error is not None else None
+        row.finish_time = utcnow()
+    action = _action(session, instance_id, request_id)
+    if action is not None:
+        action.finish_time = utcnow()
+        if error is not None:
+            action.message = "Error"
+
+
 @contextmanager
 def event(db: Database, instance_id: str, request_id: str, name: str, host: str | None = None) -> Iterator[None]:
-    """Record event `name` of the request's action around a block: Success, or Error with the
-    traceback (and the action's message) if the block raises."""
+    """Record event `name` of the request's action around a block, each end in its own transaction:
+    Success, or Error with the traceback (and the action's message) if the block raises."""
     with db.transaction() as session:
-        action = _action(session, instance_id, request_id)
-        if action is None:  # no action to hang it on (the instance is gone): run unrecorded
-            event_id = None
-        else:
-            row = models.InstanceActionEvent(action_id=action.id, event=name, host=host)
-            session.add(row)
-            session.flush()
-            event_id = row.id
+        event_id = begin(session, instance_id, request_id, name, host)
     try:
         yield
     except Exception as exc:
-        _finish(db, event_id, instance_id, request_id, "Error", tb.format_exc(), str(exc)[:255])
+        with db.transaction() as session:
+            finish(session, event_id, instance_id, request_id, exc)
         raise
-    _finish(db, event_id, instance_id, request_id, "Success", None, None)
-
-
-def _finish(db: Database, event_id: int | None, instance_id: str, request_id: str, result: str,
-            traceback: str | None, message: str | None) -> None:
-    if event_id is None:
-        return
     with db.transaction() as session:
-        row = session.get(models.InstanceActionEvent, event_id)
-        if row is not None:
-            row.result, row.traceback, row.finish_time = result, traceback, utcnow()
-        action = _action(session, instance_id, request_id)
-        if action is not None:
-            action.finish_time = utcnow()
-            if message is not None:
-                action.message = "Error"
+        finish(session, event_id, instance_id, request_id)
