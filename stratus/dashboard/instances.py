@@ -153,26 +153,36 @@ async def snapshot(request: Request, cloud: Cloud, form: Form) -> str:
 async def detail(request: Request, cloud: Cloud) -> Response:
     server_id = request.path_params["server_id"]
     body, images = await asyncio.gather(cloud.get("compute", f"/servers/{server_id}"), image_names(cloud))
-    try:
-        console = (await cloud.post("compute", f"/servers/{server_id}/action",
-                                    {"os-getConsoleOutput": {"length": 200}})).get("output", "")
-    except TokenRejected:
-        raise
-    except ApiError as exc:  # e.g. still building: the page is still worth showing
-        console = f"(no console log: {exc.message})"
+    console, (attached, attachable) = await asyncio.gather(_console(cloud, server_id),
+                                                           _volumes_of(cloud, body["server"]))
     instance = rows([body["server"]], images)[0]
-    attached, attachable = await _volumes_of(cloud, body["server"])
     return web.render(request, "instance_detail.html", cloud.session, title=instance["name"], instance=instance,
                       server=body["server"], console=console, volumes_attached=attached, attachable=attachable,
                       has_volumes=cloud.has("volumev3"))
 
 
+async def _console(cloud: Cloud, server_id: str) -> str:
+    try:
+        return str((await cloud.post("compute", f"/servers/{server_id}/action",
+                                     {"os-getConsoleOutput": {"length": 200}})).get("output", ""))
+    except TokenRejected:
+        raise
+    except ApiError as exc:  # e.g. still building: the page is still worth showing
+        return f"(no console log: {exc.message})"
+
+
 async def _volumes_of(cloud: Cloud, server: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The server's volumes (named, from block storage) and the project's volumes free to attach."""
     ids = [v["id"] for v in server.get("os-extended-volumes:volumes_attached") or []]
+    unnamed = [{"id": i, "name": i, "size": ""} for i in ids]
     if not cloud.has("volumev3"):
-        return [{"id": i, "name": i, "size": ""} for i in ids], []
-    volumes = (await cloud.get("volumev3", "/volumes/detail")).get("volumes", [])
+        return unnamed, []
+    try:
+        volumes = (await cloud.get("volumev3", "/volumes/detail")).get("volumes", [])
+    except TokenRejected:
+        raise
+    except ApiError:  # block storage down: the volumes are still listed (by id), only not offered
+        return unnamed, []
     known = {v["id"]: v for v in volumes}
     attached = [{"id": i, "name": known.get(i, {}).get("name") or i, "size": known.get(i, {}).get("size", "")}
                 for i in ids]
