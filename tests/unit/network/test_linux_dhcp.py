@@ -61,12 +61,12 @@ def test_a_dead_but_unreaped_dnsmasq_counts_as_stopped() -> None:
     # dnsmasq daemonizes; a container's PID 1 may never reap it, leaving a zombie after SIGTERM.
     child = subprocess.Popen(["sleep", "30"])
     try:
-        assert dhcp._alive(child.pid)
+        assert dhcp.alive(child.pid)
         child.terminate()
         deadline = time.monotonic() + 5
-        while dhcp._alive(child.pid) and time.monotonic() < deadline:
+        while dhcp.alive(child.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert not dhcp._alive(child.pid)  # exited, not yet reaped: a zombie
+        assert not dhcp.alive(child.pid)  # exited, not yet reaped: a zombie
         started = time.monotonic()
         dhcp.stop_pid(child.pid)
         assert time.monotonic() - started < 1

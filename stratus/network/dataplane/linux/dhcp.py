@@ -128,7 +128,7 @@ def pid_of(pid_file: Path) -> int | None:
         comm = Path(f"/proc/{pid}/comm").read_text().strip()
     except (OSError, ValueError):
         return None
-    return pid if comm == DNSMASQ else None
+    return pid if comm == DNSMASQ and alive(pid) else None
 
 
 def stop_pid(pid: int, wait: float = 5.0) -> None:
@@ -138,7 +138,7 @@ def stop_pid(pid: int, wait: float = 5.0) -> None:
         return
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             return
         time.sleep(0.02)
     try:
@@ -147,7 +147,7 @@ def stop_pid(pid: int, wait: float = 5.0) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Running, and not a zombie: dnsmasq daemonizes, so its parent is PID 1, which in a container
     may never reap it; waiting for /proc/PID to vanish would then always take the whole wait."""
     try:
