@@ -40,3 +40,4 @@ bench: install
 	.venv/bin/python bench/compute.py
 	.venv/bin/python bench/objstore.py
 	.venv/bin/python bench/volume.py
+	.venv/bin/python bench/boot.py
