@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from stratus.compute.metadata.identify import proxy_signature
+from stratus.core.metadata_secret import proxy_signature
 from stratus.network.dataplane.linux import LinuxDataPlane, LinuxSettings, dhcp, names
 from stratus.network.dataplane.linux.dhcp import pid_of
 from tests.vm import linux_docs as d

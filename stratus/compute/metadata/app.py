@@ -13,10 +13,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from stratus.compute.metadata import content
 from stratus.compute.metadata.content import Guest
-from stratus.compute.metadata.identify import identify, shared_secret
+from stratus.compute.metadata.identify import identify
 from stratus.compute.service import ComputeService
 from stratus.core import errors
 from stratus.core.http import create_app
+from stratus.core.metadata_secret import shared_secret
 
 # Guests send no bodies; anything more than a little is refused.
 MAX_BODY_BYTES = 16 * 1024

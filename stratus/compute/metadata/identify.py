@@ -14,13 +14,9 @@ Two ways in, tried in this order:
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
-import os
-import secrets
 from collections.abc import Mapping
-from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -28,7 +24,7 @@ from stratus.compute.metadata.content import Guest
 from stratus.compute.models import Instance
 from stratus.compute.service import ComputeService
 from stratus.core import errors
-from stratus.core.config import Config
+from stratus.core.metadata_secret import proxy_signature
 
 INSTANCE_HEADER = "x-instance-id"
 TENANT_HEADER = "x-tenant-id"
@@ -36,36 +32,6 @@ SIGNATURE_HEADER = "x-instance-id-signature"
 NETWORK_HEADER = "x-neutron-network-id"
 ROUTER_HEADER = "x-neutron-router-id"
 FORWARDED_HEADER = "x-forwarded-for"
-
-SECRET_FILE = "metadata-secret"
-
-
-def proxy_signature(secret: str, instance_id: str) -> str:
-    """What the metadata proxy puts in X-Instance-ID-Signature for `instance_id`."""
-    return hmac.new(secret.encode(), instance_id.encode(), hashlib.sha256).hexdigest()
-
-
-def shared_secret(config: Config) -> str:
-    """The proxy signing secret: the configured one, else the one kept in STATE_DIR/metadata-secret
-    (made on first use, readable by its owner only)."""
-    if config.compute.metadata_shared_secret:
-        return config.compute.metadata_shared_secret
-    path = Path(config.server.state_dir) / SECRET_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o600)
-        value = path.read_text().strip()
-        if not value:
-            raise RuntimeError(f"{path} is empty; delete it to have a new metadata secret made") from None
-        return value
-    value = secrets.token_hex(32)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
-    return value
-
 
 def identify(service: ComputeService, secret: str, headers: Mapping[str, str], peer: str | None) -> Guest:
     """The instance making the request (see the module's docstring); raises Forbidden or NotFound."""

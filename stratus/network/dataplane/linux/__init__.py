@@ -22,7 +22,7 @@ __all__ = ["LinuxDataPlane", "LinuxSettings", "MissingCapability", "from_config"
 
 def from_config(cfg: Config, bus: Bus) -> LinuxDataPlane:
     """The data plane `stratus up` runs: metadata lookups go to the network conductor."""
-    from stratus.compute.metadata.identify import proxy_signature
+    from stratus.core.metadata_secret import proxy_signature
     from stratus.network.rpc import CONDUCTOR_TOPIC
 
     settings = LinuxSettings.from_config(cfg)

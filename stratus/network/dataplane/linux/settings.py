@@ -32,7 +32,7 @@ class LinuxSettings:
 
     @classmethod
     def from_config(cls, cfg: Config) -> LinuxSettings:
-        from stratus.compute.metadata.identify import shared_secret
+        from stratus.core.metadata_secret import shared_secret
 
         net = cfg.network
         return cls(state_dir=Path(cfg.server.state_dir) / "network-linux",
