@@ -104,6 +104,31 @@ class BodyLimitMiddleware:
             await fault_response(self.style, too_large)(scope, receive, send)
 
 
+_PROJECT_ID = r"([0-9a-fA-F]{32}|[0-9a-fA-F-]{36})"
+
+
+class ProjectPrefixMiddleware:
+    """`<version>/{project_id}/servers` -> `<root>/servers`: the URL form with the project in the path
+    (what the catalog's old-style endpoints give clients) reaches the same routes as the one without.
+    `versions` is the pattern of the version segments accepted; `bare_project` says where
+    `<version>/{project_id}` itself goes: to `<root>/` or nowhere (left as it is)."""
+
+    def __init__(self, app: ASGIApp, versions: str, root: str, bare_project: bool) -> None:
+        self.app = app
+        self.pattern = re.compile(rf"^{versions}/{_PROJECT_ID}(/.*)?$")
+        self.root, self.bare_project = root, bare_project
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            match = self.pattern.match(scope["path"])
+            rest = match.group(2) if match is not None else None
+            if match is not None and (rest not in (None, "/") or self.bare_project):
+                scope = dict(scope)
+                scope["path"] = self.root + (rest or "/")
+                scope["raw_path"] = scope["path"].encode()
+        await self.app(scope, receive, send)
+
+
 def create_app(title: str, style: FaultStyle, *, max_body_bytes: int = 1024 * 1024,
                streaming_paths: str | None = None, validator: TokenValidator | None = None,
                public_paths: tuple[str, ...] = ("/",)) -> FastAPI:

@@ -6,10 +6,7 @@ deployments carries the project id); the second form is rewritten to the first o
 
 from __future__ import annotations
 
-import re
-
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stratus.compute.api import (
     aggregates,
@@ -33,30 +30,12 @@ from stratus.compute.api import (
 from stratus.compute.api.microversion import VERSIONS
 from stratus.compute.service import ComputeService
 from stratus.core.auth import TokenValidator
-from stratus.core.http import create_app
+from stratus.core.http import ProjectPrefixMiddleware, create_app
 from stratus.core.microversion import MicroversionMiddleware
 
 ROUTERS = (versions, flavors, keypairs, servers, server_actions, server_extras, instance_actions,
            availability_zones, aggregates, hypervisors, services, quotas, limits, server_groups, usage, migrations,
            volume_attachments)
-
-_PROJECT_PREFIX = re.compile(r"^/v2(?:\.1)?/([0-9a-fA-F]{32}|[0-9a-fA-F-]{36})(/.*)?$")
-
-
-class ProjectPrefixMiddleware:
-    """`/v2.1/{project_id}/servers` -> `/v2.1/servers`: both URL forms reach the same routes."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            match = _PROJECT_PREFIX.match(scope["path"])
-            if match is not None and match.group(2) not in (None, "/"):
-                scope = dict(scope)
-                scope["path"] = "/v2.1" + match.group(2)
-                scope["raw_path"] = scope["path"].encode()
-        await self.app(scope, receive, send)
 
 
 def create_compute_app(service: ComputeService, validator: TokenValidator) -> FastAPI:
@@ -66,5 +45,5 @@ def create_compute_app(service: ComputeService, validator: TokenValidator) -> Fa
     for module in ROUTERS:
         app.include_router(module.router)
     app.add_middleware(MicroversionMiddleware, versions=VERSIONS)
-    app.add_middleware(ProjectPrefixMiddleware)
+    app.add_middleware(ProjectPrefixMiddleware, versions=r"/v2(?:\.1)?", root="/v2.1", bare_project=False)
     return app

@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from stratus.core import errors
-from stratus.core.http import create_app, paginate
+from stratus.core.http import ProjectPrefixMiddleware, create_app, paginate
 
 
 class Thing(BaseModel):
@@ -74,3 +78,19 @@ def test_paginate_limit_and_marker() -> None:
         paginate(items, limit=1, marker="nope")
     with pytest.raises(errors.BadRequest):
         paginate(items, limit=-1, marker=None)
+
+
+@pytest.mark.parametrize(("path", "bare_project", "seen"), [
+    ("/v2/0123456789abcdef0123456789abcdef/servers", False, "/v2.1/servers"),
+    ("/v2.1/0123456789abcdef0123456789abcdef/servers/x", False, "/v2.1/servers/x"),
+    ("/v2.1/0123456789abcdef0123456789abcdef", False, "/v2.1/0123456789abcdef0123456789abcdef"),
+    ("/v2.1/0123456789abcdef0123456789abcdef", True, "/v2.1/"),
+    ("/v2.1/servers", False, "/v2.1/servers"),
+])
+def test_project_prefix_middleware_drops_the_project_from_the_path(path: str, bare_project: bool, seen: str) -> None:
+    async def echo(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.url.path)
+
+    app = Starlette(routes=[Route("/{rest:path}", echo)])
+    app.add_middleware(ProjectPrefixMiddleware, versions=r"/v2(?:\.1)?", root="/v2.1", bare_project=bare_project)
+    assert TestClient(app).get(path).text == seen
