@@ -9,6 +9,7 @@ allocation ratios.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import threading
@@ -43,12 +44,22 @@ def boot_section(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-compute-") as scratch:
         proc, urls = _start(Path(scratch), hosts)
         try:
-            _run(urls, hosts, count, concurrency)
+            _run(urls, hosts, count, concurrency, getattr(proc, "pid", None))
         finally:
             peers.stop(proc)  # type: ignore[arg-type]
 
 
-def _run(urls: dict[str, str], hosts: int, count: int, concurrency: int) -> None:
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of process `pid` so far (Linux /proc), None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run(urls: dict[str, str], hosts: int, count: int, concurrency: int, pid: int | None = None) -> None:
     token = peers.admin_token(f"{urls['identity']}/v3", PASSWORD)
     headers = {"X-Auth-Token": token, **LATEST}
     http = httpx.Client(headers=headers, timeout=120)
@@ -82,6 +93,7 @@ def _run(urls: dict[str, str], hosts: int, count: int, concurrency: int) -> None
             posted[response.json()["server"]["id"]] = started
 
     started = time.monotonic()
+    cpu_started = _cpu_seconds(pid)
     done_posting = threading.Event()
 
     def watch() -> None:
@@ -109,6 +121,7 @@ def _run(urls: dict[str, str], hosts: int, count: int, concurrency: int) -> None
         list(pool.map(post, range(count)))
     done_posting.set()
     watcher.join()
+    cpu_finished = _cpu_seconds(pid)
     elapsed = max(active.values(), default=started) - started
     times = sorted(active[i] - posted[i] for i in posted if i in active)
     print(f"  {len(active)}/{count} ACTIVE in {elapsed:.1f} s: {len(active) / elapsed:.1f} servers/s to ACTIVE")
@@ -116,6 +129,11 @@ def _run(urls: dict[str, str], hosts: int, count: int, concurrency: int) -> None
         p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
         print(f"  time to ACTIVE: p50 {statistics.median(times):.2f} s, p99 {p99:.2f} s "
               "(the watcher polls every 0.5 s plus a list call)")
+    if cpu_started is not None and cpu_finished is not None and active:
+        # The whole cloud's CPU (API, network, conductor, agents, and the watcher's lists) per server.
+        cpu = cpu_finished - cpu_started
+        print(f"  stratus up CPU: {cpu:.1f} s over {time.monotonic() - started:.1f} s, "
+              f"{cpu / len(active) * 1000:.1f} ms per server")
     hypervisors = http.get(f"{urls['compute']}/v2.1/os-hypervisors/detail").json()["hypervisors"]
     over = [h["hypervisor_hostname"] for h in hypervisors
             if h["vcpus_used"] > h["vcpus"] * 16 or h["memory_mb_used"] > h["memory_mb"] * 1.5]
