@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import logging
 import os
@@ -19,7 +18,7 @@ from stratus.compute.service import ComputeService
 from stratus.core import config as config_mod
 from stratus.core.bus import Bus
 from stratus.core.config import Config
-from stratus.core.server import Listener, serve_all
+from stratus.core.server import Listener, run, serve_all
 from stratus.identity.bootstrap import BootstrapResult, CatalogEntry, bootstrap
 from stratus.identity.client import REVOCATION_EVENT, IdentityClient, ServiceCredentials
 from stratus.identity.service import IdentityService
@@ -314,8 +313,8 @@ async def _announce_when_answering(cfg: Config, listeners: list[Listener]) -> No
 
 
 def _run(cfg: Config, listeners: list[Listener]) -> None:
-    asyncio.run(serve_all(listeners, cfg.server.bind_host, log_level=cfg.server.log_level,
-                          on_ready=lambda: _announce_when_answering(cfg, listeners)))
+    run(serve_all(listeners, cfg.server.bind_host, log_level=cfg.server.log_level,
+                  on_ready=lambda: _announce_when_answering(cfg, listeners)))
 
 
 @click.group()

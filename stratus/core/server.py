@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -26,6 +27,19 @@ class Listener:
     port: int
 
 
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` (`serve_all`) to its end on uvloop where it is installed (uvicorn[standard]
+    brings it), else on asyncio's own loop. uvicorn's `loop` setting applies only to loops uvicorn
+    makes itself; ours is made here."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
 class _Server(uvicorn.Server):
     # One loop serves many servers: signals are handled once, for all of them, by `serve_all`.
     @contextlib.contextmanager
@@ -37,7 +51,7 @@ async def serve_all(listeners: list[Listener], host: str, *, log_level: str = "i
                     on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
     """Run until SIGINT/SIGTERM; `on_ready` runs once every listener accepts connections."""
     servers = [
-        _Server(uvicorn.Config(item.app, host=host, port=item.port, log_level=log_level, loop="uvloop",
+        _Server(uvicorn.Config(item.app, host=host, port=item.port, log_level=log_level, loop="none",
                                http="httptools", lifespan="off", access_log=False, server_header=False,
                                 timeout_keep_alive=KEEP_ALIVE_SECONDS))
         for item in listeners
