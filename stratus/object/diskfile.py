@@ -28,11 +28,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from stratus.object.utils import device_path, fsync_dir, has_room, hash_path, normalize_timestamp
+from stratus.object.groupsync import make_dir_durable, make_durable
+from stratus.object.utils import device_path, has_room, hash_path, normalize_timestamp
 
 XATTR = "user.stratus.meta"
 # A large upload starts the disk writing every WRITEBACK_BYTES (sync_file_range, no wait), so the
-# fsync before the rename finds little left to flush. The fsync still decides durability.
+# sync before the rename finds little left to flush. That sync still decides durability.
 WRITEBACK_BYTES = 8 * 1024 * 1024
 RECLAIM_AGE = 7 * 24 * 3600  # tombstones older than this are removed (all replicas have seen them)
 HASHES_FILE = "hashes.json"
@@ -412,13 +413,13 @@ class DiskFileWriter:
         if ext == ".data":
             os.ftruncate(self.fd, self.bytes_written)  # fallocate may have reserved more
         write_meta(self.fd, metadata)
-        os.fsync(self.fd)
+        make_durable(self.fd)
         self.close()
         df.path.mkdir(parents=True, exist_ok=True)
         target = df.path / f"{timestamp}{ext}"
         os.rename(self.tmp_path, target)
         self.committed = True
-        fsync_dir(df.path)
+        make_dir_durable(df.path)
         cleanup_dir(df.path, df.manager.reclaim_age)
         df.manager.invalidate(df.part_dir, df.suffix)
         delete_at = metadata.get("X-Delete-At", "")

@@ -102,11 +102,3 @@ def has_room(path: Path, needed: int, reserve: int) -> bool:
     except OSError:
         return False
     return st.f_bavail * st.f_frsize - max(needed, 0) >= reserve
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

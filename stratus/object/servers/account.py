@@ -6,7 +6,6 @@ container servers and the updater send with the container's timestamps and total
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from starlette.responses import Response
@@ -15,6 +14,7 @@ from stratus.object.db import AccountBroker
 from stratus.object.servers.common import (
     HTTPError,
     Request,
+    in_disk_thread,
     iso_date,
     listing_format,
     listing_params,
@@ -52,10 +52,10 @@ class AccountServer(DatabaseServer):
             return await self.delete(req, broker)
         if req.method == "POST":
             timestamp = req.timestamp()
-            gone, info = await asyncio.to_thread(missing_or_deleted, broker)
+            gone, info = await in_disk_thread(missing_or_deleted, broker)
             if gone:
                 return not_found(info)
-            await asyncio.to_thread(broker.update_metadata, meta_from_headers(req.headers, "account", timestamp))
+            await in_disk_thread(broker.update_metadata, meta_from_headers(req.headers, "account", timestamp))
             return plain(204)
         raise HTTPError(405, "Method Not Allowed")
 
@@ -76,19 +76,19 @@ class AccountServer(DatabaseServer):
             broker.update_metadata(meta_from_headers(req.headers, "account", timestamp))
             return 201 if created else 202
 
-        status = await asyncio.to_thread(work)
+        status = await in_disk_thread(work)
         return plain(status, "Recently deleted" if status == 403 else "")
 
     async def delete(self, req: Request, broker: AccountBroker) -> Response:
         timestamp = req.timestamp()
-        gone, info = await asyncio.to_thread(missing_or_deleted, broker)
+        gone, info = await in_disk_thread(missing_or_deleted, broker)
         if gone or info is None:
             return not_found(info)
-        await asyncio.to_thread(broker.mark_deleted, timestamp)
+        await in_disk_thread(broker.mark_deleted, timestamp)
         return plain(204, headers={"x-backend-timestamp": timestamp})
 
     async def get(self, req: Request, broker: AccountBroker, account: str) -> Response:
-        gone, info = await asyncio.to_thread(missing_or_deleted, broker)
+        gone, info = await in_disk_thread(missing_or_deleted, broker)
         if info is not None and info["delete_timestamp"] > info["put_timestamp"]:
             gone = True  # unlike a container, a deleted account is gone while its containers are reaped
         if gone or info is None:
@@ -105,7 +105,7 @@ class AccountServer(DatabaseServer):
         if req.method == "HEAD":
             return Response(b"", 204, headers)
         params = listing_params(req)
-        rows = await asyncio.to_thread(broker.listing, AccountBroker.columns, **params)
+        rows = await in_disk_thread(broker.listing, AccountBroker.columns, **params)
         items = [row if "subdir" in row else
                  {"name": row["name"], "count": row["object_count"], "bytes": row["bytes_used"],
                   "last_modified": iso_date(row["put_timestamp"])}
@@ -126,8 +126,8 @@ class AccountServer(DatabaseServer):
         if not (count.isdigit() and used.isdigit()):
             raise HTTPError(400, "Invalid totals")
         broker = self._broker(device, partition, account, writing=True)
-        _gone, info = await asyncio.to_thread(missing_or_deleted, broker)
+        _gone, info = await in_disk_thread(missing_or_deleted, broker)
         if info is None:
             return not_found(None)
-        await asyncio.to_thread(broker.put_container, container, put_ts, delete_ts, int(count), int(used))
+        await in_disk_thread(broker.put_container, container, put_ts, delete_ts, int(count), int(used))
         return plain(204 if delete_ts > put_ts else 201)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape, quoteattr
 
@@ -17,6 +20,18 @@ from starlette.types import Receive, Scope, Send
 from stratus.object.utils import BadTimestamp, normalize_timestamp, split_path
 
 log = logging.getLogger("stratus.object.server")
+
+# The storage servers' file and database work: fsyncs wait on the disk, not the CPU, so a few dozen
+# can be in flight. asyncio's default pool (CPU count + 4 threads, shared by every service of the
+# process) would queue a burst of small PUTs behind a handful of fsyncs.
+DISK_THREADS = 32
+_disk_pool = ThreadPoolExecutor(DISK_THREADS, thread_name_prefix="object-disk")
+T = TypeVar("T")
+
+
+def in_disk_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> Awaitable[T]:
+    """`func(*args, **kwargs)` on the storage servers' disk threads."""
+    return asyncio.get_running_loop().run_in_executor(_disk_pool, functools.partial(func, *args, **kwargs))
 
 
 # Replication requests: Swift's REPLICATE verb, or a POST with this header (httptools, which serves

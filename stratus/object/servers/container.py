@@ -17,6 +17,7 @@ from stratus.object.servers.common import (
     HTTPError,
     Request,
     header_text,
+    in_disk_thread,
     iso_date,
     listing_format,
     listing_params,
@@ -60,7 +61,7 @@ class RowBatcher:
             batch = self._pending[key]
             self._pending[key] = []
             try:
-                stored = await asyncio.to_thread(_merge_if_alive, broker, [row for row, _ in batch])
+                stored = await in_disk_thread(_merge_if_alive, broker, [row for row, _ in batch])
             except Exception as exc:  # every waiter gets the error (a 500 for its request)
                 for _, future in batch:
                     if not future.done():
@@ -133,7 +134,7 @@ class ContainerServer(DatabaseServer):
                 return 409, info  # a newer DELETE already happened
             return (201 if was_gone else 202), info
 
-        status, info = await asyncio.to_thread(work)
+        status, info = await in_disk_thread(work)
         if status == 409:
             return plain(409, headers={"x-backend-timestamp": info["delete_timestamp"]})
         await self._tell_account(req, broker, info)
@@ -142,30 +143,30 @@ class ContainerServer(DatabaseServer):
     async def delete(self, req: Request, device: str, partition: str, account: str, container: str) -> Response:
         timestamp = req.timestamp()
         broker = self._broker(device, partition, account, container)
-        gone, info = await asyncio.to_thread(missing_or_deleted, broker)
+        gone, info = await in_disk_thread(missing_or_deleted, broker)
         if gone or info is None:
             return not_found(info)
         if info["object_count"]:
             return plain(409, "There was a conflict when trying to complete your request.")
         if info["put_timestamp"] >= timestamp:
             return plain(409, headers={"x-backend-timestamp": info["put_timestamp"]})
-        await asyncio.to_thread(broker.mark_deleted, timestamp)
-        info = await asyncio.to_thread(broker.info)
+        await in_disk_thread(broker.mark_deleted, timestamp)
+        info = await in_disk_thread(broker.info)
         await self._tell_account(req, broker, info)
         return plain(204, headers={"x-backend-timestamp": timestamp})
 
     async def post(self, req: Request, device: str, partition: str, account: str, container: str) -> Response:
         timestamp = req.timestamp()
         broker = self._broker(device, partition, account, container, writing=True)
-        gone, info = await asyncio.to_thread(missing_or_deleted, broker)
+        gone, info = await in_disk_thread(missing_or_deleted, broker)
         if gone:
             return not_found(info)
-        await asyncio.to_thread(broker.update_metadata, meta_from_headers(req.headers, "container", timestamp))
+        await in_disk_thread(broker.update_metadata, meta_from_headers(req.headers, "container", timestamp))
         return plain(204)
 
     async def get(self, req: Request, device: str, partition: str, account: str, container: str) -> Response:
         broker = self._broker(device, partition, account, container)
-        gone, info = await asyncio.to_thread(missing_or_deleted, broker)
+        gone, info = await in_disk_thread(missing_or_deleted, broker)
         if gone or info is None:
             return not_found(info)
         headers = {**meta_to_headers(info["metadata"]),
@@ -178,7 +179,7 @@ class ContainerServer(DatabaseServer):
         if req.method == "HEAD":
             return Response(b"", 204, headers)
         params = listing_params(req)
-        rows = await asyncio.to_thread(broker.listing, ContainerBroker.columns, **params)
+        rows = await in_disk_thread(broker.listing, ContainerBroker.columns, **params)
         items = [row if "subdir" in row else
                  {"name": row["name"], "hash": row["etag"], "bytes": row["size"],
                   "content_type": row["content_type"], "last_modified": iso_date(row["created_at"])}
@@ -210,10 +211,10 @@ class ContainerServer(DatabaseServer):
         else:
             row = {"name": obj, "created_at": timestamp, "size": 0, "content_type": "", "etag": "", "deleted": 1}
         if not await self.rows.merge(broker, row):
-            return 404, await asyncio.to_thread(_info_or_none, broker)
+            return 404, await in_disk_thread(_info_or_none, broker)
         return (201 if method == "PUT" else 204), None
 
     async def _tell_account(self, req: Request, broker: ContainerBroker, info: dict[str, Any]) -> None:
         names = [info["account"], info["container"]]
         if await self.update_parent(req, "account", names, "PUT", account_update_headers(info)):
-            await asyncio.to_thread(broker.reported, info)
+            await in_disk_thread(broker.reported, info)

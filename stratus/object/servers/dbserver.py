@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from starlette.responses import Response
 
 from stratus.object.db import Broker, DatabaseMissing, db_path, merge_metadata
-from stratus.object.servers.common import HTTPError, Request, plain
+from stratus.object.servers.common import HTTPError, Request, in_disk_thread, plain
 from stratus.object.servers.nodeclient import NodeClient, NodeRequestError
 from stratus.object.updater import node_url
 from stratus.object.utils import device_path, has_room, hash_path
@@ -56,7 +55,7 @@ class DatabaseServer:
             raise HTTPError(400, "Invalid JSON") from exc
         broker = self.broker_class(db_path(device_dir, self.broker_class.kind, partition, name_hash))
         try:
-            result = await asyncio.to_thread(receive_replication, broker, body)
+            result = await in_disk_thread(receive_replication, broker, body)
         except (KeyError, TypeError, ValueError) as exc:
             raise HTTPError(400, f"Invalid replication request: {exc}") from exc
         return Response(json.dumps(result).encode(), 200, media_type="application/json")

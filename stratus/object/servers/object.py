@@ -26,7 +26,7 @@ from stratus.object.diskfile import (
     DiskFileManager,
     DiskFileWriter,
 )
-from stratus.object.servers.common import HTTPError, Request, http_date, plain, serve
+from stratus.object.servers.common import HTTPError, Request, http_date, in_disk_thread, plain, serve
 from stratus.object.servers.nodeclient import NodeClient, NodeRequestError
 from stratus.object.updater import node_url, save_pending
 
@@ -64,7 +64,7 @@ class ThreadedWrites:
         if self.parts:
             data = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
             self.parts, self.size = [], 0
-            self.task = asyncio.ensure_future(asyncio.to_thread(self.writer.write, data))
+            self.task = asyncio.ensure_future(in_disk_thread(self.writer.write, data))
 
     async def finish(self) -> None:
         await self._flush()
@@ -191,7 +191,7 @@ class ObjectServer:
         except DeviceUnavailable as exc:
             raise HTTPError(507, str(exc)) from exc
         body = b"".join([chunk async for chunk in req.chunks(length)])
-        return await asyncio.to_thread(self._store_small, df, body, meta, expected)
+        return await in_disk_thread(self._store_small, df, body, meta, expected)
 
     def _store_small(self, df: DiskFile, body: bytes, meta: dict[str, str], expected: str) -> Response:
         timestamp = meta["X-Timestamp"]
@@ -231,7 +231,7 @@ class ObjectServer:
                 if expected and expected != etag:
                     return plain(422, "ETag mismatch")
                 meta.update({"Content-Length": str(writer.bytes_written), "ETag": etag})
-                await asyncio.to_thread(writer.put, meta)
+                await in_disk_thread(writer.put, meta)
         except DeviceUnavailable as exc:
             raise HTTPError(507, str(exc)) from exc
         except Conflict as exc:
@@ -248,7 +248,7 @@ class ObjectServer:
             return plain(409, headers={"x-backend-timestamp": current.timestamp})
         status = 404 if current.timestamp is None or current.deleted else 204
         try:
-            await asyncio.to_thread(current.write_tombstone, timestamp, name)
+            await in_disk_thread(current.write_tombstone, timestamp, name)
         except DeviceUnavailable as exc:
             raise HTTPError(507, str(exc)) from exc
         except Conflict as exc:
@@ -272,7 +272,7 @@ class ObjectServer:
         if delete_at:
             meta["X-Delete-At"] = delete_at
         try:
-            await asyncio.to_thread(current.write_metadata, timestamp, meta)
+            await in_disk_thread(current.write_metadata, timestamp, meta)
         except DeviceUnavailable as exc:
             raise HTTPError(507, str(exc)) from exc
         except Conflict:
@@ -306,7 +306,7 @@ class ObjectServer:
                     return
             except NodeRequestError:
                 pass
-        await asyncio.to_thread(save_pending, df.device_dir, record)
+        await in_disk_thread(save_pending, df.device_dir, record)
 
     # -- replication -----------------------------------------------------------------------------
     async def replicate(self, req: Request) -> Response:
@@ -320,8 +320,8 @@ class ObjectServer:
         if not all(len(s) == 3 and all(c in "0123456789abcdef" for c in s) for s in suffixes):
             raise HTTPError(400, "Invalid suffixes")
         try:
-            hashes = await asyncio.to_thread(self.manager.get_hashes, device, partition, suffixes)
-            objects = await asyncio.to_thread(self.manager.suffix_files, device, partition, suffixes) \
+            hashes = await in_disk_thread(self.manager.get_hashes, device, partition, suffixes)
+            objects = await in_disk_thread(self.manager.suffix_files, device, partition, suffixes) \
                 if suffixes else []
         except DeviceUnavailable as exc:
             raise HTTPError(507, str(exc)) from exc

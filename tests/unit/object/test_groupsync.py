@@ -1,0 +1,94 @@
+"""Group commit: every writer returns only after a syncfs that began after it asked, writers that
+ask together share syncs, and a failed sync reaches the writers that waited for it."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from stratus.object import groupsync
+
+
+class RecordingSyncfs:
+    """Stands in for the system call: records when each call began and ended."""
+
+    def __init__(self, seconds: float = 0.01, result: int = 0) -> None:
+        self.seconds, self.result = seconds, result
+        self.calls: list[tuple[float, float]] = []
+
+    def __call__(self, fd: int) -> int:
+        began = time.monotonic()
+        time.sleep(self.seconds)
+        self.calls.append((began, time.monotonic()))
+        return self.result
+
+
+@pytest.fixture
+def fake_syncfs(monkeypatch: pytest.MonkeyPatch) -> RecordingSyncfs:
+    fake = RecordingSyncfs()
+    monkeypatch.setattr(groupsync, "_syncfs", fake)
+    monkeypatch.setattr(groupsync, "_committers", {})
+    return fake
+
+
+def test_each_writer_waits_for_a_sync_that_began_after_it_asked(fake_syncfs: RecordingSyncfs,
+                                                                tmp_path: Path) -> None:
+    asked_and_returned: list[tuple[float, float]] = []
+    lock = threading.Lock()
+
+    def writer() -> None:
+        fd = os.open(tmp_path, os.O_RDONLY)
+        try:
+            for _ in range(5):
+                asked = time.monotonic()
+                groupsync.make_durable(fd)
+                with lock:
+                    asked_and_returned.append((asked, time.monotonic()))
+        finally:
+            os.close(fd)
+
+    threads = [threading.Thread(target=writer) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(asked_and_returned) == 80
+    for asked, returned in asked_and_returned:
+        assert any(asked <= began and ended <= returned for began, ended in fake_syncfs.calls)
+    # 80 requests from 16 writers at once are answered by far fewer syncs.
+    assert len(fake_syncfs.calls) <= 40
+
+
+def test_a_failed_sync_raises_in_its_waiters(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(groupsync, "_syncfs", RecordingSyncfs(result=-1))
+    monkeypatch.setattr(groupsync, "_committers", {})
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError, match="syncfs"):
+            groupsync.make_durable(fd)
+    finally:
+        os.close(fd)
+
+
+def test_real_syncfs_or_fsync_on_this_machine(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(b"x" * 4096)
+    with open(path, "rb") as handle:
+        groupsync.make_durable(handle.fileno())
+    groupsync.make_dir_durable(tmp_path)
+
+
+def test_without_syncfs_each_writer_fsyncs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(groupsync, "_syncfs", None)
+    monkeypatch.setattr(groupsync.os, "fsync", synced.append)
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        groupsync.make_durable(fd)
+    finally:
+        os.close(fd)
+    assert synced == [fd]
