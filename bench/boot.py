@@ -2,7 +2,8 @@
 `stratus-guest` servers through the compute API, 10 one after another and 10 at once, and we time
 each from the create call to ACTIVE and to SSH answering through its floating IP; then the qemu
 RSS of each VM. In the same run, the bare QEMU boot of the same image (no cloud, no network) to its
-first console marker — the physical limit — and the ratio of the cloud's SSH-ready time to it.
+first console marker — the physical limit — one at a time and as many at once as the concurrent
+boots, and the ratio of the cloud's SSH-ready time to the matching one.
 
 Every server gets a port made beforehand with a floating IP on it, so the timed part is the boot:
 API, scheduler, image cache, disk overlay, QEMU, DHCP, metadata, dropbear. Needs root.
@@ -35,7 +36,7 @@ from stratus.compute.drivers.qemu import process  # noqa: E402
 from stratus.compute.drivers.qemu.setup import choose_accel  # noqa: E402
 from stratus.compute.drivers.qemu.spec import InstanceDir  # noqa: E402
 from stratus.guest import build  # noqa: E402
-from stratus.guest.boot import MARKER  # noqa: E402
+from stratus.guest.boot import MARKER, bare_boot_marker_times  # noqa: E402
 from stratus.network.dataplane.linux import LinuxDataPlane, LinuxSettings, names  # noqa: E402
 
 PASSWORD = "bench-Admin-pw1"
@@ -225,12 +226,21 @@ def main() -> None:
             cloud.close()
     bare = bare_boot(guest, accel, args.bare_runs)
     first = statistics.median(bare["first_marker"])
-    print(f"bare qemu boot ({accel}, {args.bare_runs} runs): first marker {MARKER!r} p50 {first:.2f} s, "
-          f"ssh ready p50 {statistics.median(bare['ssh_ready']):.2f} s")
+    print(f"bare qemu boot ({accel}, {args.bare_runs} runs one at a time): first marker {MARKER!r} p50 "
+          f"{first:.2f} s, ssh ready p50 {statistics.median(bare['ssh_ready']):.2f} s")
+    # The physical limit for booting many at once is booting as many bare VMs at once: they share
+    # the same cores (and under TCG each guest's CPU is emulated on them).
+    with ThreadPoolExecutor(args.concurrent) as pool:
+        bare_together = list(pool.map(lambda _: bare_boot_marker_times(guest, accel, [MARKER], timeout=TIMEOUT),
+                                      range(args.concurrent)))
+    first_together = statistics.median(times[MARKER] for times in bare_together)
+    print(f"bare qemu boot ({accel}, {args.concurrent} at once): first marker p50 {first_together:.2f} s, "
+          f"max {max(times[MARKER] for times in bare_together):.2f} s")
     seq_ssh = statistics.median(r["ssh"] for r in sequential)
     con_ssh = statistics.median(r["ssh"] for r in concurrent)
-    print(f"ratio SSH-ready / bare first marker: sequential {seq_ssh / first:.2f}x, concurrent "
-          f"{con_ssh / first:.2f}x (target: within 2x)")
+    print(f"ratio SSH-ready / bare first marker (target: within 2x): {args.sequential} sequential "
+          f"{seq_ssh / first:.2f}x (vs one bare boot); {args.concurrent} concurrent {con_ssh / first_together:.2f}x "
+          f"(vs {args.concurrent} bare boots at once; {con_ssh / first:.2f}x vs one bare boot)")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
