@@ -31,11 +31,13 @@ class Runtime:
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def stop(self) -> None:
+        """The conductor and scheduler first, so that the builds they are running still find
+        their hosts' agents (a call to a stopped agent waits for the bus timeout); then the agents."""
         self.stopping.set()
-        for agent in self.agents:
-            agent.stop()
         for server in self.servers:
             server.stop()
+        for agent in self.agents:
+            agent.stop()
 
 
 def node_name(service: ComputeService) -> str:

@@ -74,7 +74,9 @@ class Bus:
         self._replies: _Consumer | None = None
         self._reply_queue = Queue(f"{exchange}.reply.{uuid.uuid4().hex}", exclusive=True, auto_delete=True)
         self._pending: dict[str, Future[dict[str, Any]]] = {}
-        self._running: set[RpcServer | NotificationListener] = set()
+        # In the order they started: `close` stops the ones that started first first (a conductor
+        # before the agents its running handlers still call).
+        self._running: dict[RpcServer | NotificationListener, None] = {}
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -208,11 +210,11 @@ class RpcServer:
         if not self._consumer.start(bus.default_timeout):
             self._pool.shutdown()
             raise ServiceUnavailable(f"message bus {bus._safe_url()} unreachable: cannot serve {topic}")
-        bus._running.add(self)
+        bus._running[self] = None
 
     def stop(self) -> None:
         """Stop taking messages, then let the handlers already running finish."""
-        self._bus._running.discard(self)
+        self._bus._running.pop(self, None)
         self._consumer.stop()
         self._pool.shutdown()
 
@@ -253,10 +255,10 @@ class NotificationListener:
         self._consumer = _Consumer(bus, "notifications", [queue], self._on_message, private=[queue])
         if not self._consumer.start(bus.default_timeout):
             raise ServiceUnavailable(f"message bus {bus._safe_url()} unreachable: cannot listen")
-        bus._running.add(self)
+        bus._running[self] = None
 
     def stop(self) -> None:
-        self._bus._running.discard(self)
+        self._bus._running.pop(self, None)
         self._consumer.stop()
 
     def _on_message(self, body: Any, properties: dict[str, Any]) -> None:
