@@ -37,6 +37,8 @@ class _BuildPlan:
     group_ids: list[str]
     project_id: str
     zone: str
+    boot_volume: bool  # False: the API mapped no root volume (boots from an image)
+    action_id: int | None  # the request's action, which the build's events belong to
 
 BUILD_EVENT = "compute__do_build_and_run_instance"
 SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
@@ -131,7 +133,9 @@ class Conductor(LifecycleMixin, VolumeMixin):
                 row.task_state = "scheduling"
                 plan = _BuildPlan(RequestSpec.from_dict(row.request_spec["scheduler"]),
                                   row.request_spec.get("networks", []), row.request_spec.get("security_group_ids", []),
-                                  row.project_id, row.availability_zone or self.settings.default_availability_zone)
+                                  row.project_id, row.availability_zone or self.settings.default_availability_zone,
+                                  bool(row.request_spec.get("boot_volume", True)),
+                                  instance_actions.action_of(session, schedule_event))
         try:
             finished = plan is not None and self._build(plan, instance_id, request_id, admin_password, schedule_event)
         except Exception as exc:
@@ -179,7 +183,8 @@ class Conductor(LifecycleMixin, VolumeMixin):
                 if network is not None and ports:
                     if ports[0].get("binding:host_id") != host:
                         ports = networking.bind(network, ports, host)
-                    info = networking.network_info(network, ports, floating_ips=False)
+                    info = networking.network_info(network, ports, floating_ips=False,
+                                                   names=networking.labels(plan.requests))
                 with self.db.transaction() as session:
                     row = session.get(models.Instance, instance_id)
                     if row is None or row.deleted or row.task_state == "deleting":
@@ -190,11 +195,12 @@ class Conductor(LifecycleMixin, VolumeMixin):
                         row.task_state = "spawning"
                         doc = instance_doc(row)
                         image_meta = {k.removeprefix("image_"): v for k, v in (row.system_metadata or {}).items()}
-                        build_event = instance_actions.begin(session, instance_id, request_id, BUILD_EVENT, host)
+                        build_event = instance_actions.begin(session, instance_id, request_id, BUILD_EVENT, host,
+                                                             action_id=plan.action_id)
                 if doc is None:
                     self._abandon(instance_id, request_id)
                     return False
-                boot_volume = self.prepare_boot_volume(instance_id, host)
+                boot_volume = self.prepare_boot_volume(instance_id, host) if plan.boot_volume else None
                 if boot_volume is not None:
                     doc["root_volume"] = {"connection": boot_volume["connection"],
                                           "mountpoint": boot_volume["mountpoint"]}

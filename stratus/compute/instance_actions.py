@@ -26,16 +26,28 @@ def _action(session: Session, instance_id: str, request_id: str) -> models.Insta
         .order_by(models.InstanceAction.id.desc()).limit(1))
 
 
-def begin(session: Session, instance_id: str, request_id: str, name: str, host: str | None = None) -> int | None:
+def begin(session: Session, instance_id: str, request_id: str, name: str, host: str | None = None, *,
+          action_id: int | None = None) -> int | None:
     """Record the start of event `name` of the request's action in the caller's transaction; the
-    event's id, or None when there is no action to hang it on (the instance is gone)."""
-    action = _action(session, instance_id, request_id)
-    if action is None:
-        return None
-    row = models.InstanceActionEvent(action_id=action.id, event=name, host=host)
+    event's id, or None when there is no action to hang it on (the instance is gone). `action_id`:
+    the action, when the caller knows it already (the event of an earlier `begin` names it)."""
+    if action_id is None:
+        action = _action(session, instance_id, request_id)
+        if action is None:
+            return None
+        action_id = action.id
+    row = models.InstanceActionEvent(action_id=action_id, event=name, host=host)
     session.add(row)
     session.flush()
     return row.id
+
+
+def action_of(session: Session, event_id: int | None) -> int | None:
+    """The action an event (from `begin`) belongs to."""
+    if event_id is None:
+        return None
+    row = session.get(models.InstanceActionEvent, event_id)
+    return row.action_id if row is not None else None
 
 
 def finish(session: Session, event_id: int | None, instance_id: str, request_id: str,
@@ -49,7 +61,10 @@ def finish(session: Session, event_id: int | None, instance_id: str, request_id:
         row.result = "Error" if error is not None else "Success"
         row.traceback = "".join(tb.format_exception(error)) if error is not None else None
         row.finish_time = utcnow()
-    action = _action(session, instance_id, request_id)
+    # The action `begin` hung the event on (a primary-key get, from the session's identity map
+    # when a second event of the same action finishes in the transaction).
+    action = (session.get(models.InstanceAction, row.action_id) if row is not None
+              else _action(session, instance_id, request_id))
     if action is not None:
         action.finish_time = utcnow()
         if error is not None:

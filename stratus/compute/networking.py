@@ -8,6 +8,7 @@ with it; ports the user brought are only detached.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from stratus.core import errors
@@ -35,7 +36,7 @@ def resolve_requested(client: NetworkClient, project_id: str, requested: Any) ->
             return []
         if len(networks) > 1:
             raise errors.Conflict("Multiple possible networks found, use a Network ID to be more specific.")
-        return [{"uuid": networks[0]["id"]}]
+        return [{"uuid": networks[0]["id"], "label": networks[0].get("name", "")}]
     out = []
     for item in requested:
         if item.get("port"):
@@ -55,16 +56,27 @@ def resolve_requested(client: NetworkClient, project_id: str, requested: Any) ->
             raise errors.BadRequest(f"Network {item['uuid']} could not be found.") from None
         if network.get("project_id") != project_id and not network.get("shared"):
             raise errors.BadRequest(f"Network {item['uuid']} could not be found.")
-        entry = {"uuid": network["id"]}
+        entry = {"uuid": network["id"], "label": network.get("name", "")}
         if item.get("fixed_ip"):
             entry["fixed_ip"] = item["fixed_ip"]
         out.append(entry)
     return out
 
 
+def _looks_like_id(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
 def security_group_ids(client: NetworkClient, project_id: str, names: list[str]) -> list[str]:
     """Ids of the project's groups named `names` (ids are accepted as well); 400 for an unknown one."""
-    groups = client.list_security_groups(project_id=project_id)
+    if any(_looks_like_id(name) for name in names):
+        groups = client.list_security_groups(project_id=project_id)
+    else:  # only the named groups travel, however many the project has
+        groups = client.list_security_groups(project_id=project_id, name=sorted(set(names)))
     ids = []
     for name in names:
         matches = [g["id"] for g in groups if g["name"] == name or g["id"] == name]
@@ -121,13 +133,22 @@ def deallocate(client: NetworkClient, ports: list[dict[str, Any]]) -> None:
             pass
 
 
-def network_info(client: NetworkClient, ports: list[dict[str, Any]], *,
-                 floating_ips: bool = True) -> list[dict[str, Any]]:
+def labels(requests: list[dict[str, Any]]) -> dict[str, str]:
+    """{network id: name} as the API saw the networks it resolved (ports brought by the user have none)."""
+    return {r["uuid"]: r["label"] for r in requests if r.get("uuid") and r.get("label") is not None}
+
+
+def network_info(client: NetworkClient, ports: list[dict[str, Any]], *, floating_ips: bool = True,
+                 names: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """The instance's network info cache: per port its network's name, MAC, addresses and (unless
-    the ports are new, so have none) the floating IPs that point at it."""
+    the ports are new, so have none) the floating IPs that point at it. `names`: the networks'
+    names where the caller has them already (the build: as the API resolved them moments ago);
+    the network service is asked only when one is missing."""
     if not ports:
         return []
-    names = {n["id"]: n["name"] for n in client.list_networks(id=sorted({p["network_id"] for p in ports}))}
+    wanted = sorted({p["network_id"] for p in ports})
+    if names is None or any(network_id not in names for network_id in wanted):
+        names = {n["id"]: n["name"] for n in client.list_networks(id=wanted)}
     floating: dict[str, list[str]] = {}
     if floating_ips:
         for fip in client.list_floatingips(port_id=[p["id"] for p in ports]):

@@ -309,7 +309,8 @@ def _make_instances(svc: ComputeService, ctx: RequestContext, req: CreateRequest
                                group=group, hints={k: v for k, v in req.hints.items() if k != "group"},
                                force_host=m.forced_host)
             instance.request_spec = {"scheduler": spec.to_dict(), "networks": m.requests,
-                                     "security_group_ids": m.group_ids}
+                                     "security_group_ids": m.group_ids,
+                                     "boot_volume": boot is not None and m.boot_volume_id is not None}
             session.add(instance)
             session.flush()
             for tag in req.tags:
