@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
 from pydantic import Field
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from stratus.compute import block_devices, instance_actions, liveness, models, networking, servers
 from stratus.compute.api.deps import Body, Caller, Version, allowed, enforce, links, service
@@ -218,6 +218,10 @@ def _list(request: Request, ctx: RequestContext, version: Any, detail: bool) -> 
     ip6_re = _regex(params["ip6"], "ip6") if "ip6" in params else None
     limit = _limit(params.get("limit"))
     marker = params.get("marker")
+    if not detail:
+        # The summary shows id, name and links: the rest of each row (JSON columns above all) is
+        # left unread unless an address filter needs the network info.
+        query = query.options(load_only(m.id, m.name, *([m.network_info] if ip_re or ip6_re else [])))
     with svc.db.transaction() as session:
         rows = list(session.scalars(query))
         if name_re or ip_re or ip6_re:
