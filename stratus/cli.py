@@ -241,6 +241,15 @@ def _local_object_node(cfg: Config) -> list[Listener]:
     return start_node(cfg)
 
 
+def _proxy_calls_node_directly(cfg: Config, services: list[Listener], node: list[Listener]) -> None:
+    """The proxy writes to this process's storage servers without HTTP (see object/proxy/local.py)."""
+    from stratus.object.proxy.app import ProxyApp
+
+    proxy = next(item.app for item in services if isinstance(item.app, ProxyApp))
+    for item in node:
+        proxy.proxy.cluster.local.add(cfg.object.node_ip, item.port, item.app)
+
+
 def _start_network_conductor(network: NetworkService, bus: Bus) -> None:
     """The network agents' way to the database (it stops with the bus)."""
     from stratus.network.conductor import Conductor
@@ -344,7 +353,9 @@ def up(config_path: str | None, state_dir: str | None) -> None:
     click.echo(f"stratus: clouds.yaml and openrc in {cfg.server.state_dir.resolve()}")
     bus = Bus(cfg.bus.url)
     try:
-        _run(cfg, _local_object_node(cfg) + _listeners(cfg, identity, bus) + [_dashboard(cfg)])
+        node, services = _local_object_node(cfg), _listeners(cfg, identity, bus)
+        _proxy_calls_node_directly(cfg, services, node)
+        _run(cfg, node + services + [_dashboard(cfg)])
     finally:
         bus.close()
 

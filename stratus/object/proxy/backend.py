@@ -111,16 +111,24 @@ def _head(method: str, target: str, headers: dict[str, str], length: int | None,
     for name, value in headers.items():
         if name in ("host", "content-length", "transfer-encoding", "expect", "connection"):
             continue
-        lines.append(f"{name}: {_header_value(value)}")
+        lines.append(f"{name}: {header_value(value)}")
     lines.append("Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}")
     if expect:
         lines.append("Expect: 100-continue")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
 
 
-def _header_value(value: str) -> str:
+def header_value(value: str) -> str:
     # Metadata values are UTF-8 on the wire (Swift's habit); latin-1 round-trips those bytes.
     return value.encode("utf-8").decode("latin-1").replace("\r", " ").replace("\n", " ")
+
+
+def backend_timestamp(headers: dict[str, str]) -> float:
+    """The timestamp of what a node answered about (0 when it has none)."""
+    try:
+        return float(headers.get("x-backend-timestamp") or headers.get("x-timestamp") or 0)
+    except ValueError:
+        return 0.0
 
 
 def decode_header(value: bytes) -> str:
@@ -177,10 +185,7 @@ class BackendResponse:
 
     @property
     def timestamp(self) -> float:
-        try:
-            return float(self.headers.get("x-backend-timestamp") or self.headers.get("x-timestamp") or 0)
-        except ValueError:
-            return 0.0
+        return backend_timestamp(self.headers)
 
     def _finish(self, reusable: bool) -> None:
         if self._done:

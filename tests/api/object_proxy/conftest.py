@@ -1,9 +1,10 @@
 """The proxy on a loopback port in front of storage nodes and a real identity service; two projects with
 a member each, and TempAuth users.
 
-`proxy` runs every test twice: over four fake nodes (tests/api/object_proxy/fakenode.py) and over the
-real storage node (stratus.object.node: account, container and object servers on four devices). Three
-replicas over four devices leave every partition a handoff. `fake_proxy` is the fake-node one alone,
+`proxy` runs every test three times: over four fake nodes (tests/api/object_proxy/fakenode.py), over the
+real storage node (stratus.object.node: account, container and object servers on four devices), and over
+that node with its servers also registered as in-process (`stratus up`'s wiring: writes skip HTTP).
+Three replicas over four devices leave every partition a handoff. `fake_proxy` is the fake-node one alone,
 for tests that stop a node or fill its device.
 """
 
@@ -117,8 +118,9 @@ def _user(identity: IdentityHarness, name: str) -> User:
     return User(name + "-user", password, name, project["id"], user["id"], token)
 
 
-def _storage_node(state: Path) -> tuple[Path, list[uvicorn.Server]]:
-    """The real storage node (four devices, three replicas) on free ports; returns its ring dir."""
+def _storage_node(state: Path) -> tuple[Path, list[uvicorn.Server], list[tuple[str, int, Any]]]:
+    """The real storage node (four devices, three replicas) on free ports; returns its ring dir, its
+    servers and their (ip, port, app)."""
     from stratus.core import config as config_mod
     from stratus.object.node import ensure_local_cluster, start_node
 
@@ -126,7 +128,9 @@ def _storage_node(state: Path) -> tuple[Path, list[uvicorn.Server]]:
                **{f"STRATUS_OBJECT__{kind}_PORT": str(free_port()) for kind in ("ACCOUNT", "CONTAINER", "OBJECT")}}
     cfg = config_mod.load(state_dir=state / "node", environ=environ)
     rings = ensure_local_cluster(cfg)
-    return rings, [serve(listener.app, listener.port) for listener in start_node(cfg, daemons=False)]
+    listeners = start_node(cfg, daemons=False)
+    return rings, [serve(item.app, item.port) for item in listeners], \
+        [(cfg.object.node_ip, item.port, item.app) for item in listeners]
 
 
 @contextmanager
@@ -137,12 +141,13 @@ def _harness(state: Path, backend: str) -> Iterator[ProxyHarness]:
     identity_url = f"http://127.0.0.1:{identity_port}"
     nodes: list[FakeNode] = []
     ring_dir = state
+    in_process: list[tuple[str, int, Any]] = []
     if backend == "fake-nodes":
         nodes = [FakeNode(free_port(), device=f"d{i}") for i in range(4)]
         for node in nodes:
             node.start()
     else:
-        ring_dir, node_servers = _storage_node(state)
+        ring_dir, node_servers, in_process = _storage_node(state)
         servers += node_servers
     ring = FakeRing(nodes, replicas=3) if nodes else None
     settings = ProxySettings(ring_dir=ring_dir, auth=AuthSettings(tempauth_users=TEMPAUTH_USERS),
@@ -152,6 +157,9 @@ def _harness(state: Path, backend: str) -> Iterator[ProxyHarness]:
     app = create_proxy_app(settings, validator)
     if ring is not None:
         app.proxy.cluster.rings = FakeRings(ring)  # type: ignore[assignment]
+    if backend == "in-process-nodes":
+        for ip, node_port, node_app in in_process:
+            app.proxy.cluster.local.add(ip, node_port, node_app)
     port = free_port()
     servers.append(serve(app, port))
     harness = ProxyHarness(f"http://127.0.0.1:{port}", identity_url, identity, app, nodes, ring)
@@ -168,9 +176,15 @@ def _harness(state: Path, backend: str) -> Iterator[ProxyHarness]:
         identity.service.db.dispose()
 
 
-@pytest.fixture(scope="module", params=["fake-nodes", "storage-nodes"])
+@pytest.fixture(scope="module", params=["fake-nodes", "storage-nodes", "in-process-nodes"])
 def proxy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyHarness]:
     with _harness(tmp_path_factory.mktemp("object-proxy"), request.param) as harness:
+        yield harness
+
+
+@pytest.fixture(scope="module")
+def in_process_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyHarness]:
+    with _harness(tmp_path_factory.mktemp("object-proxy"), "in-process-nodes") as harness:
         yield harness
 
 

@@ -12,7 +12,9 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from stratus.object.proxy import local
 from stratus.object.proxy.backend import BackendError, BackendResponse, Pool, Upload, names_path, node_path
+from stratus.object.proxy.local import LocalNodes, LocalResponse
 from stratus.object.proxy.request import Body, ClientDisconnected, SwiftError, SwiftResponse, now_timestamp
 
 log = logging.getLogger("stratus.object.proxy")
@@ -95,6 +97,7 @@ class Cluster:
                  info_ttl: float = 3.0) -> None:
         self.rings = Rings(ring_dir)
         self.pool = Pool(connect_timeout, node_timeout)
+        self.local = LocalNodes()  # storage servers in this process (stratus up)
         self.info = InfoCache(info_ttl)
 
     # -- placement -------------------------------------------------------------------------------
@@ -126,12 +129,14 @@ class Cluster:
             if parent and method in ("PUT", "DELETE") else []
         headers = {**headers, "x-timestamp": headers.get("x-timestamp") or now_timestamp()}
 
-        async def one(index: int, node: dict[str, Any]) -> BackendResponse | None:
+        async def one(index: int, node: dict[str, Any]) -> BackendResponse | LocalResponse | None:
             node_headers = {**headers, **(targets[index] if index < len(targets) else {})}
             while True:
                 try:
-                    response = await self.pool.request(node, method, node_path(node, part, quoted=quoted),
-                                                       node_headers, body)
+                    app = self.local.app_for(node, method)
+                    path = node_path(node, part, quoted=quoted)
+                    response = await (local.call(app, node, method, path, node_headers, body) if app is not None
+                                      else self.pool.request(node, method, path, node_headers, body))
                     await response.read()
                     if response.status != 507 and response.status < 500:
                         return response
