@@ -36,6 +36,9 @@ XATTR = "user.stratus.meta"
 # sync before the rename finds little left to flush. That sync still decides durability.
 WRITEBACK_BYTES = 8 * 1024 * 1024
 RECLAIM_AGE = 7 * 24 * 3600  # tombstones older than this are removed (all replicas have seen them)
+# Space is reserved up front only for bodies larger than this: a small body is one write anyway, and
+# its reservation would cost the file system an extra extent change (check_room has checked space).
+FALLOCATE_ABOVE = 1024 * 1024
 HASHES_FILE = "hashes.json"
 INVALID_FILE = "hashes.invalid"
 META_KEEP_FROM_DATA = ("name", "X-Timestamp", "Content-Length", "ETag")
@@ -151,8 +154,12 @@ class DiskFileManager:
     # -- suffix hashes (what the replicator compares) --------------------------------------------
     @contextmanager
     def _locked(self, part_dir: Path) -> Iterator[None]:
-        part_dir.mkdir(parents=True, exist_ok=True)
-        with open(part_dir / ".lock", "a") as lock:
+        try:
+            lock = open(part_dir / ".lock", "a")  # noqa: SIM115 (closed below)
+        except FileNotFoundError:  # the partition's directory went (the replicator moved it away)
+            part_dir.mkdir(parents=True, exist_ok=True)
+            lock = open(part_dir / ".lock", "a")  # noqa: SIM115
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
@@ -348,11 +355,14 @@ class DiskFile:
         """A temp file on the same device; `writer.put(metadata)` renames it into place."""
         self.manager.check_room(self.device_dir.name, size or 0)
         tmp_dir = self.device_dir / "tmp"
-        tmp_dir.mkdir(exist_ok=True)
-        fd, tmp_path = tempfile.mkstemp(dir=tmp_dir)
+        try:
+            fd, tmp_path = tempfile.mkstemp(dir=tmp_dir)
+        except FileNotFoundError:  # the device's first upload
+            tmp_dir.mkdir(exist_ok=True)
+            fd, tmp_path = tempfile.mkstemp(dir=tmp_dir)
         writer = DiskFileWriter(self, fd, Path(tmp_path))
         try:
-            if size:
+            if size and size > FALLOCATE_ABOVE:
                 try:
                     os.posix_fallocate(fd, 0, size)
                 except OSError as exc:
