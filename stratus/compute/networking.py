@@ -15,6 +15,7 @@ from stratus.core import errors
 from stratus.network.client import NetworkClient
 
 COMPUTE_OWNER = "compute:"
+DEFAULT_GROUP = "default"
 
 
 def usable_networks(client: NetworkClient, project_id: str) -> list[dict[str, Any]]:

@@ -217,12 +217,15 @@ def create(svc: ComputeService, ctx: RequestContext, req: CreateRequest, request
     else:
         assert image_ref is not None
         image = _check_image(svc, ctx, image_ref, flavor)
-    group_names = req.security_groups or ["default"]
+    group_names = req.security_groups or [networking.DEFAULT_GROUP]
     requests: list[dict[str, Any]] = []
     group_ids: list[str] = []
     if svc.network is not None:
         requests = networking.resolve_requested(svc.network, project_id, req.networks)
-        if any(not r.get("port") for r in requests):
+        # As Nova does, the project's default group alone is not looked up: a port the network
+        # service makes with no groups named goes into its project's default group (made if
+        # missing), and a network without port security takes the port without one.
+        if any(not r.get("port") for r in requests) and group_names != [networking.DEFAULT_GROUP]:
             group_ids = networking.security_group_ids(svc.network, project_id, group_names)
     # A volume-backed server's root disk is on the block storage service, not the host.
     disk_gb = (0 if boot else flavor.root_gb) + flavor.ephemeral_gb + -(-flavor.swap // 1024)

@@ -54,6 +54,29 @@ def test_boot_reaches_active_with_an_address_and_a_bound_port(cloud: ComputeHarn
     assert admin_view["OS-EXT-SRV-ATTR:host"] == port["binding:host_id"]
 
 
+def test_a_server_without_groups_is_in_its_projects_default_group(cloud: ComputeHarness) -> None:
+    alice = tenant(cloud, "alice")
+    image_id = public_image(cloud)
+    server = boot(cloud, alice, image_id)
+    wait_for(cloud, alice, server["id"], "ACTIVE")
+    groups = cloud.network.client.get("/v2.0/security-groups?name=default", headers=alice.headers).json()
+    (default,) = groups["security_groups"]
+    (port,) = _ports(cloud, server["id"])
+    assert port["security_groups"] == [default["id"]] and port["project_id"] == default["project_id"]
+    assert show(cloud, alice, server["id"])["security_groups"] == [{"name": "default"}]
+    # On a network without port security the port has no group, and the server still boots.
+    bare = cloud.network.client.post("/v2.0/networks", headers=alice.headers, json={"network": {
+        "name": "bare", "port_security_enabled": False}}).json()["network"]
+    cloud.network.client.post("/v2.0/subnets", headers=alice.headers, json={"subnet": {
+        "network_id": bare["id"], "cidr": "10.10.0.0/24", "ip_version": 4}}).raise_for_status()
+    response = cloud.client.post("/v2.1/servers", headers=alice.headers, json={"server": {
+        "name": "bare", "imageRef": image_id, "flavorRef": "1", "networks": [{"uuid": bare["id"]}]}})
+    assert response.status_code == 202, response.text
+    wait_for(cloud, alice, response.json()["server"]["id"], "ACTIVE")
+    (port,) = _ports(cloud, response.json()["server"]["id"])
+    assert port["security_groups"] == [] and port["port_security_enabled"] is False
+
+
 def test_delete_frees_the_port_and_the_claim(cloud: ComputeHarness) -> None:
     alice = tenant(cloud, "alice")
     server = boot(cloud, alice, public_image(cloud))
