@@ -26,13 +26,13 @@ import socket
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from stratus.core.bus import Bus, RpcServer
 from stratus.core.errors import BusTimeout, RemoteError, ServiceUnavailable
 from stratus.network.dataplane.base import DataPlane, Wired
+from stratus.network.held import HeldGroup, HeldNetwork
 from stratus.network.rpc import (
     AGENT_TOPIC,
     AGENT_TYPES,
@@ -45,10 +45,7 @@ from stratus.network.rpc import (
     PortDoc,
     RouterDoc,
     SecurityGroupDoc,
-    dhcp_entries,
     dhcp_subnet_ids,
-    ethertype,
-    port_member_addresses,
 )
 
 if TYPE_CHECKING:
@@ -62,56 +59,13 @@ BINARY = "stratus-network-agent"
 _HORIZON = 300 * 1_000_000
 
 
-@dataclass
-class _Network:
-    """A network kept here: its document, and its DHCP reservations by port (kept current from
-    port messages newer than `hosts_stamp`)."""
-
-    doc: NetworkDoc
-    hosts_stamp: int
-    hosts: dict[str, list[DhcpHost]] = field(default_factory=dict)
-
-
-@dataclass
-class _Group:
-    """A security group kept here: rules, and member addresses by port (kept current from port
-    messages newer than `members_stamp`), with how many ports hold each address, by ethertype."""
-
-    doc: SecurityGroupDoc
-    members_stamp: int
-    members: dict[str, list[str]] = field(default_factory=dict)
-    held: dict[str, dict[str, int]] = field(default_factory=lambda: {"IPv4": {}, "IPv6": {}})
-
-    def set_member(self, port_id: str, addresses: list[str] | None) -> bool:
-        """Make `addresses` the port's (None: not a member); whether anything changed."""
-        old = self.members.get(port_id)
-        if old == addresses:
-            return False
-        for address in old or []:
-            kind = ethertype(address)
-            if kind is not None:
-                count = self.held[kind].get(address, 0) - 1
-                if count > 0:
-                    self.held[kind][address] = count
-                else:
-                    self.held[kind].pop(address, None)
-        if addresses is None:
-            del self.members[port_id]
-            return True
-        self.members[port_id] = addresses
-        for address in addresses:
-            kind = ethertype(address)
-            if kind is not None:
-                self.held[kind][address] = self.held[kind].get(address, 0) + 1
-        return True
-
-
 class NetworkAgent:
     def __init__(self, bus: Bus, host: str, dataplane: DataPlane, roles: Iterable[str] = ROLES,
                  report_interval: float = 30.0, *, call_timeout: float = 10.0, availability_zone: str = "nova",
                  max_backoff: float = 30.0) -> None:
         self.host = host
         self.roles = tuple(r for r in ROLES if r in set(roles))
+        self._serves_dhcp = "dhcp" in self.roles
         unknown = set(roles) - set(ROLES)
         if unknown or not self.roles:
             raise ValueError(f"agent roles must be some of {ROLES}, not {sorted(roles)}")
@@ -134,8 +88,8 @@ class NetworkAgent:
         self._stamps: dict[tuple[str, str], int] = {}
         self._recent_ports: dict[str, tuple[int, PortDoc | None]] = {}
         self._ports: dict[str, PortDoc] = {}
-        self._networks: dict[str, _Network] = {}
-        self._groups: dict[str, _Group] = {}
+        self._networks: dict[str, HeldNetwork] = {}
+        self._groups: dict[str, HeldGroup] = {}
         self._routers: dict[str, RouterDoc] = {}
         # What the data plane was last given, and whether each port came out wired.
         self._applied_ports: dict[str, PortDoc] = {}
@@ -291,10 +245,10 @@ class NetworkAgent:
         self._routers = {r["id"]: r for r in state["routers"]} if "l3" in self.roles else {}
         self._release_unneeded()
         view = HostState(stamp=stamp, host=self.host, roles=list(self.roles),
-                         networks=[self._network_view(n) for n in self._networks.values()],
+                         networks=[n.view(self._serves_dhcp) for n in self._networks.values()],
                          ports=[self._port_view(p) for p in self._ports.values()],
                          routers=list(self._routers.values()),
-                         security_groups=[self._group_view(g) for g in self._groups.values()])
+                         security_groups=[g.view() for g in self._groups.values()])
         wired = self.dataplane.sync(view)
         self._applied_networks = {d["id"]: d for d in view["networks"]}
         self._applied_ports = {d["id"]: d for d in view["ports"]}
@@ -411,21 +365,21 @@ class NetworkAgent:
         hosts: dict[str, list[DhcpHost]] = defaultdict(list)
         for entry in doc["dhcp_hosts"]:
             hosts[entry["port_id"]].append(entry)
-        network = _Network(doc, stamp, dict(hosts))
+        network = HeldNetwork(doc, stamp, dict(hosts))
         for port_id, (port_stamp, port) in self._recent_ports.items():
             if port_stamp > stamp:  # a port message newer than the document
-                self._derive_hosts(network, port_id, port)
+                network.take_port(port_id, port)
         self._networks[doc["id"]] = network
         self._stamps[("network", doc["id"])] = max(stamp, self._stamps.get(("network", doc["id"]), stamp))
         self._dirty_networks.add(doc["id"])
 
     def _hold_group(self, doc: SecurityGroupDoc, stamp: int) -> None:
-        group = _Group(SecurityGroupDoc(id=doc["id"], stateful=doc["stateful"], rules=doc["rules"]), stamp)
+        group = HeldGroup(SecurityGroupDoc(id=doc["id"], stateful=doc["stateful"], rules=doc["rules"]), stamp)
         for member, addresses in doc.get("member_ports", {}).items():
             group.set_member(member, list(addresses))
         for port_id, (port_stamp, port) in self._recent_ports.items():
             if port_stamp > stamp:
-                self._derive_members(group, port_id, port)
+                group.take_port(port_id, port)
         self._groups[doc["id"]] = group
         self._stamps[("security_group", doc["id"])] = max(stamp, self._stamps.get(("security_group", doc["id"]), stamp))
         self._dirty_groups.add(doc["id"])
@@ -435,31 +389,14 @@ class NetworkAgent:
         networks = [self._networks[network_id]] if network_id in self._networks else (
             list(self._networks.values()) if network_id is None else [])
         for network in networks:
-            if network.hosts_stamp <= stamp and self._derive_hosts(network, port_id, port):
+            if network.hosts_stamp <= stamp and network.take_port(port_id, port):
                 self._dirty_networks.add(network.doc["id"])
         for group in self._groups.values():
-            if group.members_stamp <= stamp and self._derive_members(group, port_id, port):
+            if group.members_stamp <= stamp and group.take_port(port_id, port):
                 self._dirty_groups.add(group.doc["id"])
 
-    @staticmethod
-    def _derive_hosts(network: _Network, port_id: str, port: PortDoc | None) -> bool:
-        entries = dhcp_entries(port_id, port["mac_address"], port["fixed_ips"], dhcp_subnet_ids(network.doc)) \
-            if port is not None and port["network_id"] == network.doc["id"] else []
-        if network.hosts.get(port_id, []) == entries:
-            return False
-        if entries:
-            network.hosts[port_id] = entries
-        else:
-            network.hosts.pop(port_id, None)
-        return True
-
-    @staticmethod
-    def _derive_members(group: _Group, port_id: str, port: PortDoc | None) -> bool:
-        member = port is not None and group.doc["id"] in port["security_group_ids"]
-        return group.set_member(port_id, port_member_addresses(port) if port is not None and member else None)
-
     def _dhcp_serves(self, doc: NetworkDoc) -> bool:
-        return "dhcp" in self.roles and bool(dhcp_subnet_ids(doc))
+        return self._serves_dhcp and bool(dhcp_subnet_ids(doc))
 
     def _needs(self) -> tuple[set[str], set[str]]:
         """The networks and groups the local ports need (a network DHCP serves is kept anyway)."""
@@ -508,12 +445,12 @@ class NetworkAgent:
         self._fetch_missing()
         self._release_unneeded()
         for group_id in sorted(self._dirty_groups & self._groups.keys()):
-            view = self._group_view(self._groups[group_id])
+            view = self._groups[group_id].view()
             if self._applied_groups.get(group_id) != view:
                 self.dataplane.apply_security_group(view)
                 self._applied_groups[group_id] = view
         for network_id in sorted(self._dirty_networks & self._networks.keys()):
-            network = self._network_view(self._networks[network_id])
+            network = self._networks[network_id].view(self._serves_dhcp)
             before = self._applied_networks.get(network_id)
             if before != network:
                 wired = self.dataplane.apply_network(network)
@@ -539,18 +476,6 @@ class NetworkAgent:
             self.dataplane.remove_network(network_id)
             del self._applied_networks[network_id]
         self._dirty_ports, self._dirty_networks, self._dirty_groups, self._unbound = set(), set(), set(), set()
-
-    def _network_view(self, network: _Network) -> NetworkDoc:
-        doc = network.doc
-        serve = "dhcp" in self.roles and doc["dhcp"] is not None and bool(dhcp_subnet_ids(doc))
-        hosts = [e for entries in network.hosts.values() for e in entries] if serve else []
-        return NetworkDoc(id=doc["id"], admin_state_up=doc["admin_state_up"], mtu=doc["mtu"], segment=doc["segment"],
-                          subnets=doc["subnets"], dhcp=doc["dhcp"] if serve else None, dhcp_hosts=hosts)
-
-    def _group_view(self, group: _Group) -> SecurityGroupDoc:
-        return SecurityGroupDoc(id=group.doc["id"], stateful=group.doc["stateful"], rules=group.doc["rules"],
-                                members={kind: list(held) for kind, held in group.held.items()},
-                                member_ports=dict(group.members))
 
     def _port_view(self, port: PortDoc) -> PortDoc:
         network = self._networks.get(port["network_id"])
