@@ -1,6 +1,7 @@
 """Object storage benchmark: Stratus's Swift API against the real Swift from PyPI, same layout, same run.
 
-Run:  .venv/bin/python bench/objstore.py [--duration 10] [--concurrency 16] [--large-mib 256] [--only stratus|swift]
+Run:  .venv/bin/python bench/objstore.py [--duration 10] [--concurrency 16] [--large-mib 256] [--large-runs 3]
+      [--only stratus|swift]
 
 Both clusters get the same layout on this machine's disk (a temporary folder under `bench/`): three
 devices, three replicas, part power 10, every server on loopback, TempAuth users. Swift 2.38.3 runs
@@ -9,8 +10,9 @@ each, memcached for its caches); Stratus runs `stratus up` (proxy, storage nodes
 service it needs in one process).
 - small objects (4 KiB): PUT (new names), GET and HEAD with `wrk`, `--concurrency` keep-alive
   connections for `--duration` seconds after a 2 s warm-up; ops/s and p99 latency.
-- large objects (`--large-mib`, default 256 MiB): one PUT streamed in 1 MiB writes with
-  Content-Length and one GET read into a reused buffer, over a plain socket; MB/s (10^6 bytes/s).
+- large objects (`--large-mib`, default 256 MiB): PUTs streamed in 1 MiB writes with Content-Length
+  and GETs read into a reused buffer, over a plain socket; the median MB/s (10^6 bytes/s) of
+  `--large-runs` (default 3) of each.
 Targets (issue 7): small-object ops/s at least 2x Swift's, large-object MB/s at least 1.2x.
 The headline is `stratus up`, the configuration a user gets by default (its ratios close the report);
 `stratus-split` (node and proxy as two processes) is printed beside it. The clusters run one after the
@@ -25,6 +27,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
@@ -378,9 +381,19 @@ def _request_head(sock: socket.socket) -> tuple[int, int]:
     return status, length - len(rest)
 
 
-def large_object(cluster: Cluster, size: int) -> dict[str, float]:
-    url = urlsplit(f"{cluster.storage_url}/large/big")
+def large_object(cluster: Cluster, size: int, runs: int) -> dict[str, float]:
+    """Median MB/s of `runs` PUTs (new names) and `runs` GETs: one transfer is at the mercy of
+    whatever else the machine does for those seconds."""
     httpx.put(f"{cluster.storage_url}/large", headers={"X-Auth-Token": cluster.token}, timeout=30).raise_for_status()
+    put_rates, get_rates = [], []
+    for run in range(runs):
+        url = urlsplit(f"{cluster.storage_url}/large/big{run}")
+        put_rates.append(size / _large_put(cluster, url, size) / 1e6)
+        get_rates.append(size / _large_get(cluster, url, size) / 1e6)
+    return {"put": statistics.median(put_rates), "get": statistics.median(get_rates)}
+
+
+def _large_put(cluster: Cluster, url: SplitResult, size: int) -> float:
     block = os.urandom(CHUNK)
     with socket.create_connection((url.hostname, url.port)) as sock:
         started = time.perf_counter()
@@ -389,9 +402,13 @@ def large_object(cluster: Cluster, size: int) -> dict[str, float]:
         for offset in range(0, size, CHUNK):
             sock.sendall(block[:min(CHUNK, size - offset)])
         status, _ = _request_head(sock)
-        put_seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started
     if status != 201:
         raise RuntimeError(f"{cluster.name}: large PUT answered {status}")
+    return seconds
+
+
+def _large_get(cluster: Cluster, url: SplitResult, size: int) -> float:
     buffer = bytearray(CHUNK)
     with socket.create_connection((url.hostname, url.port)) as sock:
         started = time.perf_counter()
@@ -402,10 +419,10 @@ def large_object(cluster: Cluster, size: int) -> dict[str, float]:
             if not got:
                 break
             left -= got
-        get_seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started
     if status != 200 or left:
         raise RuntimeError(f"{cluster.name}: large GET answered {status}, {left} bytes missing")
-    return {"put": size / put_seconds / 1e6, "get": size / get_seconds / 1e6}
+    return seconds
 
 
 def main() -> None:
@@ -413,6 +430,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--large-mib", type=int, default=256)
+    parser.add_argument("--large-runs", type=int, default=3)
     parser.add_argument("--only", choices=("stratus", "stratus-up", "stratus-split", "swift"))
     args = parser.parse_args()
     load = os.getloadavg()[0]
@@ -432,7 +450,7 @@ def main() -> None:
                 continue
             try:
                 small = small_objects(cluster, args.duration, args.concurrency)
-                large = large_object(cluster, args.large_mib * CHUNK)
+                large = large_object(cluster, args.large_mib * CHUNK, args.large_runs)
                 results[name] = {"small": small, "large": large}
                 print(f"{name}: done", flush=True)
             finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 CHUNK = 256 * 1024
@@ -21,6 +21,25 @@ READ_SIZE = CHUNK * 4
 # A node connection's send buffer above this makes the upload wait for the node (backpressure).
 DRAIN_ABOVE = 1024 * 1024
 _IDLE_SECONDS = 2.0  # below uvicorn's 5 s keep-alive: never reuse a connection the node is closing
+
+
+class NodeResponse(Protocol):
+    """A storage node's answer, from over HTTP (BackendResponse) or from this process (local.py)."""
+
+    status: int
+    headers: dict[str, str]
+
+    @property
+    def timestamp(self) -> float: ...
+
+    @property
+    def node_key(self) -> tuple[str, int]: ...
+
+    def close(self) -> None: ...
+
+    async def read(self) -> bytes: ...
+
+    def iter_body(self, size: int = ...) -> AsyncIterator[bytes]: ...
 
 
 class BackendError(Exception):
@@ -186,6 +205,10 @@ class BackendResponse:
     @property
     def timestamp(self) -> float:
         return backend_timestamp(self.headers)
+
+    @property
+    def node_key(self) -> tuple[str, int]:
+        return self.conn.key
 
     def _finish(self, reusable: bool) -> None:
         if self._done:

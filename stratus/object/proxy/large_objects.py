@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from stratus.object.proxy.backend import BackendResponse
+from stratus.object.proxy.backend import NodeResponse
 from stratus.object.proxy.controllers import obj as objects
 from stratus.object.proxy.request import SwiftError, SwiftRequest, SwiftResponse, bytes_body
 
@@ -211,7 +211,7 @@ async def _stream(proxy: Proxy, req: SwiftRequest, segments: list[Segment], star
             await response.close()
 
 
-async def respond(proxy: Proxy, req: SwiftRequest, backend: BackendResponse) -> SwiftResponse | None:
+async def respond(proxy: Proxy, req: SwiftRequest, backend: NodeResponse) -> SwiftResponse | None:
     """The answer for a large object, or None when `backend` is an ordinary object."""
     stored = backend.headers
     if SLO_ETAG not in stored and DLO_MANIFEST not in stored:

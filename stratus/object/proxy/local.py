@@ -1,21 +1,25 @@
-"""Storage servers in the proxy's own process (`stratus up`): their answers to writes without HTTP.
+"""Storage servers in the proxy's own process (`stratus up`): requests to them without HTTP.
 
-A small object PUT costs the proxy three node requests; over loopback each is formatted, sent,
-parsed by uvicorn and answered through a socket, all on the same event loop as the proxy. Calling
-the server's ASGI application directly keeps every rule of the storage server (it is the same
-code) and drops the transport. Only requests whose answer is small take this path: reads stream
-their bodies through the `Pool` as before.
+A small object PUT costs the proxy three node requests, a GET one; over loopback each is formatted,
+sent, parsed by uvicorn and answered through a socket, all on the same event loop as the proxy.
+Calling the server's ASGI application directly keeps every rule of the storage server (it is the
+same code) and drops the transport. Requests that stream a body *to* the node (large PUTs, with
+100-continue) still go through the `Pool`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote, urlencode
 
-from stratus.object.proxy.backend import backend_timestamp, decode_header, header_value
+from stratus.object.proxy.backend import BackendError, backend_timestamp, decode_header, header_value
 
-LOCAL_METHODS = frozenset({"PUT", "POST", "DELETE"})
+log = logging.getLogger("stratus.object.proxy")
+
+LOCAL_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
 
 
 class LocalNodes:
@@ -33,30 +37,63 @@ class LocalNodes:
         return self._apps.get((node["ip"], int(node["port"])))
 
 
-class LocalResponse:
-    """A node's whole answer, with the part of BackendResponse's interface the proxy uses."""
+class _Stream:
+    """The body between the server's task and the proxy: a short queue (None ends it), whether the
+    server sent its last chunk, and the event telling the server that the proxy left."""
 
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.status, self.headers, self._body = status, headers, body
+    def __init__(self) -> None:
+        self.chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)
+        self.complete = False
+        self.leave = asyncio.Event()
+
+
+class LocalResponse:
+    """A node's answer as it comes, with the part of BackendResponse's interface the proxy uses.
+
+    The server runs as its own task and its body passes through a short queue, so a large object
+    streams (the server waits while the proxy's client is slow) instead of piling up in memory."""
+
+    def __init__(self, node: dict[str, Any], task: asyncio.Task[None], status: int, headers: dict[str, str],
+                 stream: _Stream) -> None:
+        self.status, self.headers = status, headers
+        self.node_key = (str(node["ip"]), int(node["port"]))
+        self._task, self._stream = task, stream
+        self._ended = False
 
     @property
     def timestamp(self) -> float:
         return backend_timestamp(self.headers)
 
     def close(self) -> None:
-        pass
+        """Abandon the body: the server sees the client leave."""
+        self._ended = True
+        self._stream.leave.set()
+        if not self._task.done():
+            self._task.cancel()
 
     async def read(self) -> bytes:
-        return self._body
+        return b"".join([chunk async for chunk in self.iter_body()])
 
     async def iter_body(self, size: int = 0) -> AsyncIterator[bytes]:
-        if self._body:
-            yield self._body
+        try:
+            while not self._ended:
+                chunk = await self._stream.chunks.get()
+                if chunk is None:
+                    self._ended = True
+                    if not self._stream.complete:
+                        raise BackendError(f"{self.node_key}: the answer ended before its body was complete")
+                    break
+                if chunk:
+                    yield chunk
+        finally:
+            if not self._ended:
+                self.close()
 
 
-async def call(app: Any, node: dict[str, Any], method: str, path: str, headers: dict[str, str], body: bytes,
+async def call(app: Any, node: dict[str, Any], method: str, path: str, headers: dict[str, str], body: bytes = b"",
                query: dict[str, str] | None = None) -> LocalResponse:
-    """`method path` on `app` as the HTTP server would hand it over."""
+    """`method path` on `app` as the HTTP server would hand it over; returns once the answer's
+    status and headers are there."""
     raw_headers = [(b"host", f"{node['ip']}:{node['port']}".encode()),
                    (b"content-length", str(len(body)).encode())]
     raw_headers += [(name.lower().encode("latin-1"), header_value(value).encode("latin-1", "replace"))
@@ -66,6 +103,7 @@ async def call(app: Any, node: dict[str, Any], method: str, path: str, headers: 
              "scheme": "http", "path": unquote(path), "raw_path": path.encode("latin-1"),
              "query_string": urlencode(query).encode() if query else b"", "root_path": "",
              "headers": raw_headers, "client": ("127.0.0.1", 0), "server": (node["ip"], int(node["port"]))}
+    stream = _Stream()
     sent = False
 
     async def receive() -> dict[str, Any]:
@@ -73,20 +111,33 @@ async def call(app: Any, node: dict[str, Any], method: str, path: str, headers: 
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
+        await stream.leave.wait()
         return {"type": "http.disconnect"}
 
-    status = 500
-    answer: dict[str, str] = {}
-    chunks: list[bytes] = []
+    head: asyncio.Future[tuple[int, dict[str, str]]] = asyncio.get_running_loop().create_future()
 
     async def send(message: dict[str, Any]) -> None:
-        nonlocal status
         if message["type"] == "http.response.start":
-            status = message["status"]
-            for name, value in message.get("headers", []):
-                answer[name.decode("latin-1").lower()] = decode_header(value)
+            head.set_result((message["status"], {name.decode("latin-1").lower(): decode_header(value)
+                                                 for name, value in message.get("headers", [])}))
         elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
+            if message.get("body"):
+                await stream.chunks.put(message["body"])
+            if not message.get("more_body", False):
+                stream.complete = True
+                await stream.chunks.put(None)
 
-    await app(scope, receive, send)
-    return LocalResponse(status, answer, b"".join(chunks))
+    async def run() -> None:
+        try:
+            await app(scope, receive, send)
+        except Exception:
+            log.exception("%s %s on the in-process node failed", method, path)
+        finally:
+            if not head.done():  # nothing was answered: as a node that dropped the connection
+                head.set_exception(BackendError(f"{method} {path}: the in-process node did not answer"))
+        if not stream.complete:
+            await stream.chunks.put(None)  # iter_body reports the body as cut short
+
+    task = asyncio.create_task(run())
+    status, answer = await head
+    return LocalResponse(node, task, status, answer, stream)

@@ -50,9 +50,10 @@ def test_object_is_stored_on_three_nodes(proxy: ProxyHarness) -> None:
     assert proxy.stored_copies(alpha.account, container, "o") == 3
 
 
-def test_in_process_nodes_take_writes_without_http(in_process_proxy: ProxyHarness) -> None:
-    """`stratus up`'s wiring: a small object's PUT and DELETE reach the storage servers directly; the
-    object is stored (and then deleted) on three devices just the same."""
+def test_in_process_nodes_take_requests_without_http(in_process_proxy: ProxyHarness) -> None:
+    """`stratus up`'s wiring: a small object's PUT, GET and DELETE (and the container checks they
+    make) reach the storage servers directly; the object is stored (and then deleted) on three
+    devices just the same."""
     proxy = in_process_proxy
     alpha = proxy.users["alpha"]
     container = unique("c")
@@ -68,19 +69,19 @@ def test_in_process_nodes_take_writes_without_http(in_process_proxy: ProxyHarnes
     try:
         with proxy.client(alpha) as http:
             assert http.put(f"{proxy.account_url(alpha)}/{container}").status_code == 201
-            over_http.clear()  # the container PUT's existence checks read over HTTP
             response = http.put(f"{proxy.account_url(alpha)}/{container}/o", content=b"abc",
                                 headers={"X-Object-Meta-Colour": "blue"})
             assert response.status_code == 201
             assert response.headers["etag"] == "900150983cd24fb0d6963f7d28e17f72"
-            assert "PUT" not in over_http
             assert proxy.stored_copies(alpha.account, container, "o") == 3
             got = http.get(f"{proxy.account_url(alpha)}/{container}/o")
             assert got.content == b"abc" and got.headers["x-object-meta-colour"] == "blue"
-            over_http.clear()
+            assert http.get(f"{proxy.account_url(alpha)}/{container}/o",
+                            headers={"Range": "bytes=1-"}).content == b"bc"
             assert http.delete(f"{proxy.account_url(alpha)}/{container}/o").status_code == 204
-            assert "DELETE" not in over_http
             assert proxy.stored_copies(alpha.account, container, "o") == 0
+            assert http.get(f"{proxy.account_url(alpha)}/{container}/o").status_code == 404
+        assert over_http == []
     finally:
         cluster.pool.request = request  # type: ignore[method-assign]
 

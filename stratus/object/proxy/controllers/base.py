@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from stratus.object.proxy import local
-from stratus.object.proxy.backend import BackendError, BackendResponse, Pool, Upload, names_path, node_path
-from stratus.object.proxy.local import LocalNodes, LocalResponse
+from stratus.object.proxy.backend import BackendError, NodeResponse, Pool, Upload, names_path, node_path
+from stratus.object.proxy.local import LocalNodes
 from stratus.object.proxy.request import Body, ClientDisconnected, SwiftError, SwiftResponse, now_timestamp
 
 log = logging.getLogger("stratus.object.proxy")
@@ -117,6 +117,14 @@ class Cluster:
         return [{prefix + "host": _addr(n), prefix + "device": str(n["device"]), prefix + "partition": str(part)}
                 for n in nodes]
 
+    async def _request(self, node: dict[str, Any], method: str, path: str, headers: dict[str, str],
+                       body: bytes = b"", query: dict[str, str] | None = None) -> NodeResponse:
+        """One request with its body in memory: to a server of this process directly, else over HTTP."""
+        app = self.local.app_for(node, method)
+        if app is not None:
+            return await local.call(app, node, method, path, headers, body, query)
+        return await self.pool.request(node, method, path, headers, body, query=query)
+
     # -- writes ----------------------------------------------------------------------------------
     async def write(self, kind: str, method: str, names: tuple[str, str | None, str | None],
                     headers: dict[str, str], body: bytes = b"") -> SwiftResponse:
@@ -129,14 +137,12 @@ class Cluster:
             if parent and method in ("PUT", "DELETE") else []
         headers = {**headers, "x-timestamp": headers.get("x-timestamp") or now_timestamp()}
 
-        async def one(index: int, node: dict[str, Any]) -> BackendResponse | LocalResponse | None:
+        async def one(index: int, node: dict[str, Any]) -> NodeResponse | None:
             node_headers = {**headers, **(targets[index] if index < len(targets) else {})}
             while True:
                 try:
-                    app = self.local.app_for(node, method)
-                    path = node_path(node, part, quoted=quoted)
-                    response = await (local.call(app, node, method, path, node_headers, body) if app is not None
-                                      else self.pool.request(node, method, path, node_headers, body))
+                    response = await self._request(node, method, node_path(node, part, quoted=quoted),
+                                                   node_headers, body)
                     await response.read()
                     if response.status != 507 and response.status < 500:
                         return response
@@ -220,7 +226,7 @@ class Cluster:
     # -- reads -----------------------------------------------------------------------------------
     async def read(self, kind: str, method: str, names: tuple[str, str | None, str | None],
                    headers: dict[str, str] | None = None, query: dict[str, str] | None = None,
-                   newest: bool = False, exclude: list[tuple[str, int]] | None = None) -> BackendResponse | None:
+                   newest: bool = False, exclude: list[tuple[str, int]] | None = None) -> NodeResponse | None:
         """GET/HEAD from the first replica that has it, falling back to the others (then handoffs).
 
         A 404 tombstone newer than the copy found wins. With `newest`, every primary is asked and the
@@ -234,11 +240,11 @@ class Cluster:
         headers = headers or {}
         if newest:
             return await self._read_newest(candidates[:len(primaries)], part, method, names, headers, query)
-        missing: BackendResponse | None = None
+        missing: NodeResponse | None = None
         for node in candidates:
             try:
-                response = await self.pool.request(node, method, node_path(node, part, quoted=quoted), headers,
-                                                   query=query)
+                response = await self._request(node, method, node_path(node, part, quoted=quoted), headers,
+                                               query=query)
             except BackendError as exc:
                 log.info("%s %s: %s", method, kind, exc)
                 continue
@@ -258,13 +264,13 @@ class Cluster:
 
     async def _read_newest(self, nodes: list[dict[str, Any]], part: int, method: str,
                            names: tuple[str, str | None, str | None], headers: dict[str, str],
-                           query: dict[str, str] | None) -> BackendResponse | None:
+                           query: dict[str, str] | None) -> NodeResponse | None:
         quoted = names_path(*names)
 
-        async def one(node: dict[str, Any]) -> BackendResponse | None:
+        async def one(node: dict[str, Any]) -> NodeResponse | None:
             try:
-                return await self.pool.request(node, method, node_path(node, part, quoted=quoted), headers,
-                                               query=query)
+                return await self._request(node, method, node_path(node, part, quoted=quoted), headers,
+                                           query=query)
             except BackendError:
                 return None
 
@@ -303,7 +309,7 @@ class Cluster:
             self.info.forget(("container", account, container))
 
 
-def _info_from(response: BackendResponse | None) -> dict[str, Any]:
+def _info_from(response: NodeResponse | None) -> dict[str, Any]:
     if response is None:
         return {"status": 503, "headers": {}}
     response.close()

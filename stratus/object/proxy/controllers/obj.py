@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from stratus.object.proxy import ranges
-from stratus.object.proxy.backend import BackendError, BackendResponse
+from stratus.object.proxy.backend import BackendError, NodeResponse
 from stratus.object.proxy.controllers.base import client_headers
 from stratus.object.proxy.request import (
     MAX_FILE_SIZE,
@@ -217,7 +217,7 @@ async def put(proxy: Proxy, req: SwiftRequest, body: Body, length: int | None,
     return SwiftResponse(201, out)
 
 
-async def read(proxy: Proxy, req: SwiftRequest, method: str) -> BackendResponse:
+async def read(proxy: Proxy, req: SwiftRequest, method: str) -> NodeResponse:
     """The stored object's backend answer (2xx) or a SwiftError; expired objects are gone."""
     newest = req.headers.get("x-newest", "").lower() == "true"
     backend = await proxy.cluster.read("object", method, names(req), newest=newest)
@@ -273,7 +273,7 @@ async def respond(req: SwiftRequest, headers: dict[str, str], size: int, whole: 
     return SwiftResponse(206, headers, ranges.multipart_body(spans, size, content_type, part, boundary))
 
 
-async def get_plain(proxy: Proxy, req: SwiftRequest, backend: BackendResponse) -> SwiftResponse:
+async def get_plain(proxy: Proxy, req: SwiftRequest, backend: NodeResponse) -> SwiftResponse:
     headers = response_headers(backend.headers)
     answer = conditional(req, headers)
     if answer is not None:
@@ -296,7 +296,7 @@ async def get_plain(proxy: Proxy, req: SwiftRequest, backend: BackendResponse) -
     return response
 
 
-async def resuming_body(proxy: Proxy, req: SwiftRequest, backend: BackendResponse) -> AsyncIterator[bytes]:
+async def resuming_body(proxy: Proxy, req: SwiftRequest, backend: NodeResponse) -> AsyncIterator[bytes]:
     """The object's bytes; when a node fails mid-body, the rest comes from another replica
     (a Range request for what is missing, accepted only with the same ETag)."""
     etag = backend.headers.get("etag", "")
@@ -309,7 +309,7 @@ async def resuming_body(proxy: Proxy, req: SwiftRequest, backend: BackendRespons
             return
         except BackendError as exc:
             log.info("object GET: resuming %s after %d bytes: %s", req.path, sent, exc)
-            failed.append(current.conn.key)
+            failed.append(current.node_key)
         following = await proxy.cluster.read("object", "GET", names(req), headers={"range": f"bytes={sent}-"},
                                              exclude=failed)
         if following is None or following.status not in (200, 206) or following.headers.get("etag") != etag:
@@ -323,8 +323,8 @@ async def resuming_body(proxy: Proxy, req: SwiftRequest, backend: BackendRespons
 class _Skipping:
     """A node's whole-object answer with the first `skip` bytes left out (for nodes ignoring Range)."""
 
-    def __init__(self, backend: BackendResponse, skip: int) -> None:
-        self.backend, self.skip, self.conn = backend, skip, backend.conn
+    def __init__(self, backend: NodeResponse, skip: int) -> None:
+        self.backend, self.skip, self.node_key = backend, skip, backend.node_key
 
     async def iter_body(self) -> AsyncIterator[bytes]:
         async for chunk in ranges.slice_stream(self.backend.iter_body(), self.skip, 1 << 62):
