@@ -1,7 +1,7 @@
 """Object storage benchmark: Stratus's Swift API against the real Swift from PyPI, same layout, same run.
 
-Run:  .venv/bin/python bench/objstore.py [--duration 10] [--concurrency 16] [--large-mib 256] [--large-runs 3]
-      [--only stratus|swift]
+Run:  .venv/bin/python bench/objstore.py [--duration 6] [--rounds 3] [--concurrency 16] [--large-mib 256]
+      [--large-runs 3] [--only stratus|swift]
 
 Both clusters get the same layout on this machine's disk (a temporary folder under `bench/`): three
 devices, three replicas, part power 10, every server on loopback, TempAuth users. Swift 2.38.3 runs
@@ -9,14 +9,16 @@ SAIO-style from `bench/.peers/swift` (proxy, account, container and object serve
 each, memcached for its caches); Stratus runs `stratus up` (proxy, storage nodes and the identity
 service it needs in one process).
 - small objects (4 KiB): PUT (new names), GET and HEAD with `wrk`, `--concurrency` keep-alive
-  connections for `--duration` seconds after a 2 s warm-up; ops/s and p99 latency.
+  connections for `--duration` seconds after a 2 s warm-up; ops/s and p99 latency, the medians of
+  `--rounds` rounds.
 - large objects (`--large-mib`, default 256 MiB): PUTs streamed in 1 MiB writes with Content-Length
   and GETs read into a reused buffer, over a plain socket; the median MB/s (10^6 bytes/s) of
   `--large-runs` (default 3) of each.
 Targets (issue 7): small-object ops/s at least 2x Swift's, large-object MB/s at least 1.2x.
 The headline is `stratus up`, the configuration a user gets by default (its ratios close the report);
-`stratus-split` (node and proxy as two processes) is printed beside it. The clusters run one after the
-other, so on a busy machine run it a few times and take the median ratios.
+`stratus-split` (node and proxy as two processes) is printed beside it. All clusters run for the whole
+benchmark and every figure is measured in rounds that take them in turn, so a busy spell of the
+machine falls on all of them alike.
 """
 
 from __future__ import annotations
@@ -306,23 +308,34 @@ end
 """
 
 
-def small_objects(cluster: Cluster, duration: float, concurrency: int) -> dict[str, dict[str, float]]:
+SMALL_NAMES = 200  # objects the GET and HEAD loads read
+
+
+def prepare_small(cluster: Cluster) -> None:
     container = f"{cluster.storage_url}/small"
     headers = {"X-Auth-Token": cluster.token}
     httpx.put(container, headers=headers, timeout=30).raise_for_status()
-    names = 200
     with httpx.Client(headers=headers, timeout=30) as http:
-        for index in range(names):
+        for index in range(SMALL_NAMES):
             http.put(f"{container}/o{index}", content=b"x" * SMALL).raise_for_status()
+
+
+def small_load(cluster: Cluster, method: str, round_: int, duration: float, concurrency: int) -> dict[str, float]:
+    """One method's load for `duration` seconds; PUTs go to names no earlier round used."""
+    container = f"{cluster.storage_url}/small"
     path = urlsplit(container).path
-    results = {}
-    for method in ("PUT", "GET"):
-        lua = _lua(method, path if method != "PUT" else path + "/new", cluster.token,
-                   None if method == "PUT" else names)
-        results[method] = _wrk(container, lua, duration, concurrency)
-    # wrk waits for a body after a HEAD answer that has a Content-Length: HEAD gets its own loop.
-    results["HEAD"] = asyncio.run(_head_load(container, cluster.token, names, duration, concurrency))
-    return results
+    if method == "HEAD":
+        # wrk waits for a body after a HEAD answer that has a Content-Length: HEAD gets its own loop.
+        return asyncio.run(_head_load(container, cluster.token, SMALL_NAMES, duration, concurrency))
+    lua = _lua(method, f"{path}/new{round_}" if method == "PUT" else path, cluster.token,
+               None if method == "PUT" else SMALL_NAMES)
+    return _wrk(container, lua, duration, concurrency)
+
+
+def _median_load(samples: list[dict[str, float]]) -> dict[str, float]:
+    return {"rate": statistics.median(s["rate"] for s in samples),
+            "p99_ms": statistics.median(s["p99_ms"] for s in samples),
+            "errors": sum(s["errors"] for s in samples)}
 
 
 async def _head_load(container: str, token: str, names: int, duration: float,
@@ -381,18 +394,6 @@ def _request_head(sock: socket.socket) -> tuple[int, int]:
     return status, length - len(rest)
 
 
-def large_object(cluster: Cluster, size: int, runs: int) -> dict[str, float]:
-    """Median MB/s of `runs` PUTs (new names) and `runs` GETs: one transfer is at the mercy of
-    whatever else the machine does for those seconds."""
-    httpx.put(f"{cluster.storage_url}/large", headers={"X-Auth-Token": cluster.token}, timeout=30).raise_for_status()
-    put_rates, get_rates = [], []
-    for run in range(runs):
-        url = urlsplit(f"{cluster.storage_url}/large/big{run}")
-        put_rates.append(size / _large_put(cluster, url, size) / 1e6)
-        get_rates.append(size / _large_get(cluster, url, size) / 1e6)
-    return {"put": statistics.median(put_rates), "get": statistics.median(get_rates)}
-
-
 def _large_put(cluster: Cluster, url: SplitResult, size: int) -> float:
     block = os.urandom(CHUNK)
     with socket.create_connection((url.hostname, url.port)) as sock:
@@ -427,40 +428,66 @@ def _large_get(cluster: Cluster, url: SplitResult, size: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--duration", type=float, default=6.0)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--large-mib", type=int, default=256)
     parser.add_argument("--large-runs", type=int, default=3)
     parser.add_argument("--only", choices=("stratus", "stratus-up", "stratus-split", "swift"))
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    results: dict[str, dict[str, object]] = {}
+    clusters: list[Cluster] = []
     with tempfile.TemporaryDirectory(dir=BENCH_DIR, prefix=".bench-objstore-") as tmp:
-        for name, start in (("stratus-up", start_stratus), ("stratus-split", start_stratus_split),
-                            ("swift", start_swift)):
-            if args.only and not name.startswith(args.only):
-                continue
-            workdir = Path(tmp) / name
-            workdir.mkdir()
-            print(f"{name}: starting", flush=True)
-            try:
-                cluster = start(workdir)
-            except (peers.ServerFailed, subprocess.CalledProcessError, httpx.HTTPError) as exc:
-                print(f"{name}: could not start: {exc}", flush=True)
-                continue
-            try:
-                small = small_objects(cluster, args.duration, args.concurrency)
-                large = large_object(cluster, args.large_mib * CHUNK, args.large_runs)
-                results[name] = {"small": small, "large": large}
-                print(f"{name}: done", flush=True)
-            finally:
+        try:
+            for name, start in (("stratus-up", start_stratus), ("stratus-split", start_stratus_split),
+                                ("swift", start_swift)):
+                if args.only and not name.startswith(args.only):
+                    continue
+                workdir = Path(tmp) / name
+                workdir.mkdir()
+                print(f"{name}: starting", flush=True)
+                try:
+                    clusters.append(start(workdir))
+                except (peers.ServerFailed, subprocess.CalledProcessError, httpx.HTTPError) as exc:
+                    print(f"{name}: could not start: {exc}", flush=True)
+            results = measure(clusters, args)
+        finally:
+            for cluster in clusters:
                 cluster.stop()
     report(results, args, load)
 
 
+def measure(clusters: list[Cluster], args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """Every figure in rounds that take the clusters in turn, so that a busy spell of the machine
+    falls on all of them rather than on whichever ran then; medians over the rounds."""
+    for cluster in clusters:
+        prepare_small(cluster)
+    small: dict[str, dict[str, list[dict[str, float]]]] = {c.name: {"PUT": [], "GET": [], "HEAD": []} for c in clusters}
+    for round_ in range(args.rounds):
+        for method in ("PUT", "GET", "HEAD"):
+            for cluster in clusters:
+                small[cluster.name][method].append(small_load(cluster, method, round_, args.duration,
+                                                              args.concurrency))
+        print(f"small objects: round {round_ + 1} of {args.rounds} done", flush=True)
+    large: dict[str, dict[str, list[float]]] = {c.name: {"put": [], "get": []} for c in clusters}
+    size = args.large_mib * CHUNK
+    for run in range(args.large_runs):
+        for cluster in clusters:
+            if run == 0:
+                httpx.put(f"{cluster.storage_url}/large", headers={"X-Auth-Token": cluster.token},
+                          timeout=30).raise_for_status()
+            url = urlsplit(f"{cluster.storage_url}/large/big{run}")
+            large[cluster.name]["put"].append(size / _large_put(cluster, url, size) / 1e6)
+            large[cluster.name]["get"].append(size / _large_get(cluster, url, size) / 1e6)
+        print(f"large objects: run {run + 1} of {args.large_runs} done", flush=True)
+    return {c.name: {"small": {m: _median_load(v) for m, v in small[c.name].items()},
+                     "large": {k: statistics.median(v) for k, v in large[c.name].items()}} for c in clusters}
+
+
 def report(results: dict[str, dict[str, object]], args: argparse.Namespace, load: float) -> None:
-    print(f"\nobject storage, 3 replicas, 4 KiB objects at concurrency {args.concurrency} for {args.duration:.0f} s; "
-          f"{args.large_mib} MiB objects (load average at start {load:.2f})")
+    print(f"\nobject storage, 3 replicas, 4 KiB objects at concurrency {args.concurrency}, {args.rounds} rounds of "
+          f"{args.duration:.0f} s per method; {args.large_mib} MiB objects, {args.large_runs} runs (medians; load "
+          f"average at start {load:.2f})")
     print("stratus-up: `stratus up`, one process; stratus-split: storage node and proxy as two processes")
     print(f"{'figure':<20}{'swift':>10}{'stratus-up':>12}{'ratio':>8}{'stratus-split':>15}{'ratio':>8}")
     rows = []
