@@ -242,7 +242,7 @@ def _local_object_node(cfg: Config) -> list[Listener]:
 
 
 def _proxy_calls_node_directly(cfg: Config, services: list[Listener], node: list[Listener]) -> None:
-    """The proxy writes to this process's storage servers without HTTP (see object/proxy/local.py)."""
+    """The proxy reaches this process's storage servers without HTTP (see object/proxy/local.py)."""
     from stratus.object.proxy.app import ProxyApp
 
     proxy = next(item.app for item in services if isinstance(item.app, ProxyApp))

@@ -21,10 +21,11 @@ from stratus.object.utils import BadTimestamp, normalize_timestamp, split_path
 
 log = logging.getLogger("stratus.object.server")
 
-# The storage servers' file and database work: fsyncs wait on the disk, not the CPU, so a few dozen
-# can be in flight. asyncio's default pool (CPU count + 4 threads, shared by every service of the
-# process) would queue a burst of small PUTs behind a handful of fsyncs.
-DISK_THREADS = 32
+# The storage servers' file and database work, on threads of their own: asyncio's default pool is
+# shared by every service of the process. Eight: measured in `stratus up` under a 16-client 4 KiB PUT
+# load, 8 threads gave 221-254 PUTs/s and 32 gave 209-211 (more threads wait on each other for the
+# GIL; the group commit in groupsync.py still gathers their syncs).
+DISK_THREADS = 8
 _disk_pool = ThreadPoolExecutor(DISK_THREADS, thread_name_prefix="object-disk")
 T = TypeVar("T")
 
