@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from stratus.core.bus import Bus
 from stratus.core.db import Database
@@ -21,6 +21,7 @@ from stratus.core.db import Database
 log = logging.getLogger("stratus.network.notify")
 
 _KEY = "stratus.network.changes"
+_COMMITTED = "stratus.network.changes.committed"
 _LISTENING = "stratus.network.changes.listening"
 
 
@@ -59,6 +60,7 @@ class AgentNotifier:
                 # back; the handlers wait for the outermost transaction.
                 event.listen(session, "after_commit", self._after_commit)
                 event.listen(session, "after_rollback", self._after_rollback)
+                event.listen(session, "after_transaction_end", self._after_transaction_end)
                 session.info[_LISTENING] = True
         changes.networks.update(networks)
         changes.deleted_networks.update(deleted_networks)
@@ -79,6 +81,16 @@ class AgentNotifier:
         if session.in_nested_transaction():  # a savepoint released: nothing is committed yet
             return
         changes = session.info.pop(_KEY, None)
+        if changes:
+            session.info[_COMMITTED] = changes
+
+    def _after_transaction_end(self, session: Session, transaction: SessionTransaction) -> None:
+        # Sent once the transaction gave its connection back: reading the documents takes another
+        # one, and with every pooled connection held by a committing session waiting for a second,
+        # the pool would run dry (seen at 16 concurrent boots: 30 s pool timeouts, 500s).
+        if transaction.parent is not None:
+            return
+        changes = session.info.pop(_COMMITTED, None)
         if not changes or self.bus is None:
             return
         try:
