@@ -5,6 +5,7 @@ stops the server's task."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -16,7 +17,10 @@ NODE = {"ip": "127.0.0.1", "port": 6200, "device": "d1"}
 
 
 def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+    # A thread of its own: an earlier test in the same session may have left an event loop
+    # running in this one, and asyncio.run refuses to nest.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def test_request_reaches_the_app_as_http_would_and_the_body_streams() -> None:
