@@ -20,6 +20,8 @@ CHUNK = 256 * 1024
 READ_SIZE = CHUNK * 4
 # A node connection's send buffer above this makes the upload wait for the node (backpressure).
 DRAIN_ABOVE = 1024 * 1024
+# Headers the request line and framing decide, never copied from the caller's headers.
+FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "expect", "connection"})
 _IDLE_SECONDS = 2.0  # below uvicorn's 5 s keep-alive: never reuse a connection the node is closing
 
 
@@ -128,7 +130,7 @@ def _head(method: str, target: str, headers: dict[str, str], length: int | None,
           expect: bool = False) -> bytes:
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
     for name, value in headers.items():
-        if name in ("host", "content-length", "transfer-encoding", "expect", "connection"):
+        if name in FRAMING_HEADERS:
             continue
         lines.append(f"{name}: {header_value(value)}")
     lines.append("Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}")

@@ -15,7 +15,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote, urlencode
 
-from stratus.object.proxy.backend import BackendError, backend_timestamp, decode_header, header_value
+from stratus.object.proxy.backend import (
+    FRAMING_HEADERS,
+    BackendError,
+    backend_timestamp,
+    decode_header,
+    header_value,
+)
 
 log = logging.getLogger("stratus.object.proxy")
 
@@ -98,7 +104,7 @@ async def call(app: Any, node: dict[str, Any], method: str, path: str, headers: 
                    (b"content-length", str(len(body)).encode())]
     raw_headers += [(name.lower().encode("latin-1"), header_value(value).encode("latin-1", "replace"))
                     for name, value in headers.items()
-                    if name.lower() not in ("host", "content-length", "transfer-encoding", "expect", "connection")]
+                    if name.lower() not in FRAMING_HEADERS]
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
              "scheme": "http", "path": unquote(path), "raw_path": path.encode("latin-1"),
              "query_string": urlencode(query).encode() if query else b"", "root_path": "",
