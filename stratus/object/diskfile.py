@@ -15,7 +15,6 @@ The newest `.data` or `.ts` wins; a `.meta` newer than the `.data` replaces its 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import hashlib
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from stratus.object.groupsync import make_dir_durable, make_durable
-from stratus.object.utils import device_path, has_room, hash_path, normalize_timestamp
+from stratus.object.utils import device_path, has_room, hash_path, libc_function, normalize_timestamp
 
 XATTR = "user.stratus.meta"
 # A large upload starts the disk writing every WRITEBACK_BYTES (sync_file_range, no wait), so the
@@ -47,13 +46,9 @@ META_KEEP_FROM_DATA = ("name", "X-Timestamp", "Content-Length", "ETag")
 def _writeback_starter() -> Callable[[int, int, int], int]:
     """Linux's sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE) (0 when started), or a
     stand-in answering -1 where there is none."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        call = libc.sync_file_range
-    except (OSError, AttributeError):
+    call = libc_function("sync_file_range", (ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint))
+    if call is None:
         return lambda fd, offset, length: -1
-    call.argtypes = (ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint)
-    call.restype = ctypes.c_int
 
     def start(fd: int, offset: int, length: int) -> int:
         return int(call(fd, offset, length, 2))  # SYNC_FILE_RANGE_WRITE; a failure only means no head start

@@ -12,25 +12,14 @@ writer fsyncs its own file or directory.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from stratus.object.utils import libc_function
 
-def _syncfs_call() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        call = libc.syncfs
-    except (OSError, AttributeError):
-        return None
-    call.argtypes = (ctypes.c_int,)
-    call.restype = ctypes.c_int
-    return call  # type: ignore[no-any-return]
-
-
-_syncfs = _syncfs_call()
+_syncfs: Callable[[int], int] | None = libc_function("syncfs", (ctypes.c_int,))
 
 
 class _Generation:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -102,3 +105,15 @@ def has_room(path: Path, needed: int, reserve: int) -> bool:
     except OSError:
         return False
     return st.f_bavail * st.f_frsize - max(needed, 0) >= reserve
+
+
+def libc_function(name: str, argtypes: tuple[type, ...]) -> Callable[..., int] | None:
+    """The C library's `name` (returning int, setting errno), or None where there is none."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        call = getattr(libc, name)
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = argtypes
+    call.restype = ctypes.c_int
+    return call  # type: ignore[no-any-return]
