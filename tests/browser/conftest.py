@@ -23,10 +23,10 @@ from tests.clients.conftest import (
     ADMIN_PASSWORD,
     VENV_BIN,
     _clean_environ,
-    _free_port,
     _wait_ready,
     stop,
 )
+from tests.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -70,7 +70,7 @@ def _launch(state_dir: Path, identity_port: int, dashboard_port: int) -> subproc
            "STRATUS_COMPUTE__DRIVER": "fake", "STRATUS_NETWORK__AGENT_DATAPLANE": "noop"}
     for name in ("IMAGE__PORT", "NETWORK__PORT", "COMPUTE__PORT", "COMPUTE__METADATA_PORT", "VOLUME__PORT",
                  "OBJECT__PORT", "OBJECT__ACCOUNT_PORT", "OBJECT__CONTAINER_PORT", "OBJECT__OBJECT_PORT"):
-        env[f"STRATUS_{name}"] = str(_free_port())
+        env[f"STRATUS_{name}"] = str(free_port())
     log = state_dir / "stratus-up.log"
     with log.open("wb") as sink:
         process = subprocess.Popen([str(VENV_BIN / "stratus"), "up", "--state-dir", str(state_dir)],
@@ -120,7 +120,7 @@ def _prepare(cloud: DashboardCloud) -> None:
 @pytest.fixture(scope="session")
 def dashboard_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardCloud]:
     state_dir = tmp_path_factory.mktemp("stratus-dashboard")
-    identity_port, dashboard_port = _free_port(), _free_port()
+    identity_port, dashboard_port = free_port(), free_port()
     process = _launch(state_dir, identity_port, dashboard_port)
     try:
         cloud = DashboardCloud(state_dir, f"http://127.0.0.1:{identity_port}", f"http://127.0.0.1:{dashboard_port}")

@@ -12,7 +12,8 @@ import httpx
 
 from tests.browser.conftest import DashboardCloud
 from tests.browser.test_dashboard_security import http_login
-from tests.clients.conftest import ADMIN_PASSWORD, VENV_BIN, _clean_environ, _free_port, _wait_ready, stop
+from tests.clients.conftest import ADMIN_PASSWORD, VENV_BIN, _clean_environ, _wait_ready, stop
+from tests.ports import free_port
 
 UPLOAD_MIB = 160
 
@@ -32,7 +33,7 @@ def _peak_rss_mib(pid: int) -> int:
 
 
 def test_serve_dashboard_role_alone(dashboard_cloud: DashboardCloud, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**_clean_environ(), "PYTHONUNBUFFERED": "1", "STRATUS_DASHBOARD__PORT": str(port),
            "STRATUS_DASHBOARD__IDENTITY_URL": dashboard_cloud.identity}
     with (tmp_path / "stratus-up.log").open("wb") as sink:  # the name _wait_ready and stop read

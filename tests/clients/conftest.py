@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -22,6 +21,8 @@ import pytest
 from openstack.config.loader import OpenStackConfig
 from openstack.connection import Connection
 
+from tests.ports import free_port
+
 VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
 ADMIN_PASSWORD = "client-Admin-pw1"
 READY_LINE = "stratus: ready"
@@ -30,12 +31,6 @@ START_TIMEOUT = 60.0
 # machine (its last handlers finish first); the exit must still be clean.
 STOP_TIMEOUT = 60.0
 CLI_TIMEOUT = 120.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _clean_environ() -> dict[str, str]:
@@ -145,12 +140,12 @@ def launch(state_dir: Path, port: int, image_port: int | None = None, *,
     (then the state dir's stratus.toml or the defaults say)."""
     env = {**_clean_environ(), **({} if real_vms else FAKE_BACKENDS),
            "PYTHONUNBUFFERED": "1", "STRATUS_IDENTITY__PORT": str(port),
-           "STRATUS_IMAGE__PORT": str(image_port or _free_port()), "STRATUS_NETWORK__PORT": str(_free_port()),
-           "STRATUS_COMPUTE__PORT": str(_free_port()), "STRATUS_COMPUTE__METADATA_PORT": str(_free_port()),
-           "STRATUS_DASHBOARD__PORT": str(_free_port()), "STRATUS_VOLUME__PORT": str(_free_port()),
+           "STRATUS_IMAGE__PORT": str(image_port or free_port()), "STRATUS_NETWORK__PORT": str(free_port()),
+           "STRATUS_COMPUTE__PORT": str(free_port()), "STRATUS_COMPUTE__METADATA_PORT": str(free_port()),
+           "STRATUS_DASHBOARD__PORT": str(free_port()), "STRATUS_VOLUME__PORT": str(free_port()),
            # Object storage: the proxy and the storage node's three servers, and a TempAuth user.
-           "STRATUS_OBJECT__PORT": str(_free_port()), "STRATUS_OBJECT__ACCOUNT_PORT": str(_free_port()),
-           "STRATUS_OBJECT__CONTAINER_PORT": str(_free_port()), "STRATUS_OBJECT__OBJECT_PORT": str(_free_port()),
+           "STRATUS_OBJECT__PORT": str(free_port()), "STRATUS_OBJECT__ACCOUNT_PORT": str(free_port()),
+           "STRATUS_OBJECT__CONTAINER_PORT": str(free_port()), "STRATUS_OBJECT__OBJECT_PORT": str(free_port()),
            "STRATUS_OBJECT__TEMPAUTH_USERS": "test:tester:testing:.admin",
            "STRATUS_BOOTSTRAP__ADMIN_PASSWORD": ADMIN_PASSWORD, "STRATUS_IDENTITY__BCRYPT_ROUNDS": "4"}
     log = state_dir / "stratus-up.log"
@@ -178,7 +173,7 @@ def stop(process: subprocess.Popen[bytes], state_dir: Path) -> None:
 @pytest.fixture(scope="session")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     state_dir = tmp_path_factory.mktemp("stratus-cloud")
-    port, image_port = _free_port(), _free_port()
+    port, image_port = free_port(), free_port()
     process = launch(state_dir, port, image_port)
     try:
         yield Cloud(state_dir=state_dir, url=f"http://127.0.0.1:{port}", image_url=f"http://127.0.0.1:{image_port}")

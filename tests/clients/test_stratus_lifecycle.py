@@ -7,13 +7,14 @@ from pathlib import Path
 
 import httpx
 
-from tests.clients.conftest import VENV_BIN, Cloud, _clean_environ, _free_port, launch, stop, unique
+from tests.clients.conftest import VENV_BIN, Cloud, _clean_environ, launch, stop, unique
+from tests.ports import free_port
 
 
 def test_restart_keeps_everything_and_rotation_keeps_old_tokens(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     state_dir.mkdir()
-    port, image_port = _free_port(), _free_port()
+    port, image_port = free_port(), free_port()
     process = launch(state_dir, port, image_port)
     cloud = Cloud(state_dir=state_dir, url=f"http://127.0.0.1:{port}")
     try:

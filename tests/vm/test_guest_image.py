@@ -25,6 +25,7 @@ from stratus.guest.debian import GuestBuildError
 from stratus.guest.kernel import has_pvh_entry
 from stratus.guest.recipe import FILES_DIR
 from tests.conftest import ImageHarness
+from tests.ports import free_port
 
 HOSTNAME = "guest-under-test"
 USER_DATA = "#!/bin/sh\necho made-by-user-data > /root/user_data_ran\n"
@@ -45,12 +46,6 @@ class Metadata(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Guest:
@@ -169,7 +164,7 @@ def test_guest_gets_dhcp_address_metadata_and_user_data_and_accepts_the_metadata
     files["/latest/meta-data/public-keys/0/openssh-key"] = (ssh_key.with_suffix(".pub")).read_text()
     files["/openstack/latest/user_data"] = USER_DATA
     files["/latest/meta-data/instance-id"] = "i-0000002a"
-    ssh_port = _free_port()
+    ssh_port = free_port()
     netdev = _user_network(port, ssh_port)
     # The root disk is an overlay larger than the image, as a flavor's would be: the guest grows into it.
     overlay = tmp_path / "root.qcow2"

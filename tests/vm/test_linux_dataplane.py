@@ -340,7 +340,8 @@ def test_stratus_up_with_the_linux_data_plane_builds_the_default_router(tmp_path
     """The whole path: `stratus up` seeds public/private/router, the agent gets them from the
     conductor and builds the router, and the host reaches the router's gateway on its bridge."""
     _require_host()
-    from tests.clients.conftest import _free_port, launch, stop
+    from tests.clients.conftest import launch, stop
+    from tests.ports import free_port
 
     bridge = "stxup" + uuid.uuid4().hex[:8]
     state = tmp_path / "state"
@@ -349,7 +350,7 @@ def test_stratus_up_with_the_linux_data_plane_builds_the_default_router(tmp_path
         '[compute]\ndriver = "fake"\n'
         f'[network]\nagent_dataplane = "linux"\nhost = "linuxtest-{uuid.uuid4().hex[:6]}"\n'
         f'bridge_mappings = ["public:{bridge}"]\nexternal_network_cidr = "198.18.78.0/24"\n')
-    proc = launch(state, _free_port(), real_vms=True)
+    proc = launch(state, free_port(), real_vms=True)
     router_ns = ""
     try:
         deadline = time.monotonic() + 60

@@ -30,7 +30,8 @@ import pytest
 from stratus.compute.drivers.qemu import process
 from stratus.compute.drivers.qemu.spec import InstanceDir
 from stratus.network.dataplane.linux import LinuxDataPlane, LinuxSettings, names
-from tests.clients.conftest import Cloud, _free_port, launch, stop
+from tests.clients.conftest import Cloud, launch, stop
+from tests.ports import free_port
 from tests.vm import linux_docs as d
 
 NEEDED = ("qemu-system-x86_64", "qemu-img", "ip", "nft", "dnsmasq", "ssh", "ping")
@@ -166,7 +167,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     state.mkdir()
     host, bridge = f"vmtest-{uuid.uuid4().hex[:6]}", "stxvm" + uuid.uuid4().hex[:8]
     (state / "stratus.toml").write_text(_config(host, bridge))
-    port = _free_port()
+    port = free_port()
     proc = launch(state, port, real_vms=True)
     w = World(Cloud(state_dir=state, url=f"http://127.0.0.1:{port}"), state, host, bridge, proc, port)
     try:

@@ -20,7 +20,8 @@ from stratus.compute.drivers.base import PAUSED
 from stratus.compute.drivers.qemu import process, qmp
 from stratus.compute.drivers.qemu.setup import choose_accel
 from stratus.compute.drivers.qemu.spec import InstanceDir
-from tests.clients.conftest import Cloud, _free_port, launch, stop
+from tests.clients.conftest import Cloud, launch, stop
+from tests.ports import free_port
 from tests.vm.test_qemu_driver import MARKER, _require_host
 
 WAIT = 120.0
@@ -60,7 +61,7 @@ def qemu_cloud(tmp_path: Path) -> Iterator[tuple[Cloud, Path, str]]:
         f'[compute]\ndriver = "qemu"\nhost = "{host}"\nqemu_accel = "{choose_accel("auto")}"\n'
         'qemu_shutdown_timeout = 15.0\nqemu_soft_reboot_timeout = 15.0\n'
         '[network]\nagent_dataplane = "noop"\n')
-    port = _free_port()
+    port = free_port()
     proc = launch(state, port, real_vms=True)
     cloud = Cloud(state_dir=state, url=f"http://127.0.0.1:{port}")
     holder = {"proc": proc}

@@ -5,7 +5,6 @@ mid-upload leaves nothing behind."""
 from __future__ import annotations
 
 import hashlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,16 +15,11 @@ import httpx
 import pytest
 
 from tests.clients.conftest import ADMIN_PASSWORD, launch, stop
+from tests.ports import free_port
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 RSS_GROWTH_LIMIT = 100 * MiB
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -60,7 +54,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     state_dir = tmp_path_factory.mktemp("stratus-memory")
-    port, image_port = _free_port(), _free_port()
+    port, image_port = free_port(), free_port()
     process = launch(state_dir, port, image_port)
     try:
         auth = {"auth": {"identity": {"methods": ["password"], "password": {"user": {

@@ -3,7 +3,6 @@ three rings, the three servers under uvicorn on free loopback ports) for the dae
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -26,14 +25,9 @@ from stratus.object.servers.container import ContainerServer
 from stratus.object.servers.object import ObjectServer
 from stratus.object.updater import node_url
 from stratus.object.utils import load_hash_secret, normalize_timestamp
+from tests.ports import free_port
 
 SECRET = ("", "api-test-secret")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stamp(offset: float = 0.0) -> str:

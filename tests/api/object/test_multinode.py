@@ -19,7 +19,8 @@ from stratus.object.ring.ring import Ring
 from stratus.object.servers.object import ObjectServer
 from stratus.object.updater import node_url
 from stratus.object.utils import ensure_hash_secret
-from tests.api.object.conftest import Served, free_port, stamp
+from tests.api.object.conftest import Served, stamp
+from tests.ports import free_port
 
 ACCOUNT, CONTAINER = "AUTH_multi", "c"
 

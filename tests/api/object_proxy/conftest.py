@@ -29,8 +29,9 @@ from stratus.identity.client import IdentityClient, ServiceCredentials
 from stratus.object.proxy.app import ProxyApp, create_proxy_app
 from stratus.object.proxy.auth import AuthSettings
 from stratus.object.proxy.server import ProxySettings
-from tests.api.object_proxy.fakenode import FakeNode, FakeRing, FakeRings, free_port
+from tests.api.object_proxy.fakenode import FakeNode, FakeRing, FakeRings
 from tests.conftest import SERVICE_PASSWORD, IdentityHarness, make_identity
+from tests.ports import free_port
 
 TEMPAUTH_USERS = ["test:tester:testing:.admin", "test:viewer:viewing", "reseller:root:rootpw:.reseller_admin"]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,12 +18,6 @@ from urllib.parse import parse_qsl
 import uvicorn
 
 REGISTRY: dict[str, FakeNode] = {}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -24,7 +24,7 @@ from stratus.object.ring.builder import RingBuilder
 from stratus.object.ring.ring import Ring
 from stratus.object.utils import ensure_hash_secret
 from tests.api.object_proxy.conftest import serve
-from tests.api.object_proxy.fakenode import free_port
+from tests.ports import free_port
 
 STRATUS = Path(__file__).resolve().parents[3] / ".venv" / "bin" / "stratus"
 KINDS = ("account", "container", "object")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,9 @@ from stratus.core import config as config_mod
 from stratus.object import node
 from stratus.object.ring.builder import RingBuilder
 from stratus.object.ring.ring import Ring
+from tests.ports import free_port
 
 VENV_BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_ensure_local_cluster_makes_devices_and_rings_once(tmp_path: Path) -> None:
