@@ -14,6 +14,7 @@ The newest `.data` or `.ts` wins; a `.meta` newer than the `.data` replaces its 
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import errno
 import fcntl
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from stratus.object.groupsync import make_dir_durable, make_durable
+from stratus.object.groupsync import make_durable, make_durable_async
 from stratus.object.utils import device_path, has_room, hash_path, libc_function, normalize_timestamp
 
 XATTR = "user.stratus.meta"
@@ -148,22 +149,28 @@ class DiskFileManager:
 
     # -- suffix hashes (what the replicator compares) --------------------------------------------
     @contextmanager
-    def _locked(self, part_dir: Path) -> Iterator[None]:
+    def _locked(self, part_dir: Path, *, wait: bool = True) -> Iterator[None]:
+        """The partition's lock (BlockingIOError if another holder has it and `wait` is False)."""
         try:
             lock = open(part_dir / ".lock", "a")  # noqa: SIM115 (closed below)
         except FileNotFoundError:  # the partition's directory went (the replicator moved it away)
             part_dir.mkdir(parents=True, exist_ok=True)
             lock = open(part_dir / ".lock", "a")  # noqa: SIM115
         with lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def invalidate(self, part_dir: Path, suffix: str) -> None:
-        with self._locked(part_dir), open(part_dir / INVALID_FILE, "a") as out:
-            out.write(suffix + "\n")
+    def invalidate(self, part_dir: Path, suffix: str, *, wait: bool = True) -> bool:
+        """Mark the suffix's hash as stale; False (nothing marked) if not `wait` and the lock is held."""
+        try:
+            with self._locked(part_dir, wait=wait), open(part_dir / INVALID_FILE, "a") as out:
+                out.write(suffix + "\n")
+        except BlockingIOError:
+            return False
+        return True
 
     def get_hashes(self, device: str, partition: int | str, recalculate: list[str] | None = None) -> dict[str, str]:
         """Suffix -> md5 of the file names under it, from the cache, recomputing invalidated suffixes."""
@@ -409,6 +416,33 @@ class DiskFileWriter:
 
     def put(self, metadata: dict[str, str], *, ext: str = ".data", timestamp: str | None = None) -> None:
         """fsync, attach metadata, rename into the object's directory, drop what it makes obsolete."""
+        for fd in self._commit(metadata, ext, timestamp):
+            make_durable(fd)
+        self.df.manager.invalidate(self.df.part_dir, self.df.suffix)
+
+    async def put_async(self, metadata: dict[str, str], *, ext: str = ".data", timestamp: str | None = None) -> None:
+        """`put` from a coroutine: the same steps, with the syncs awaited instead of holding a thread.
+        The suffix is invalidated here unless the replicator holds the partition's lock: then on a
+        thread, which may wait for it. Cancelled midway, the commit still finishes (blocking the
+        loop for what is left): half of one would leave a stale suffix hash to the replicator."""
+        df = self.df
+        cancelled: asyncio.CancelledError | None = None
+        for fd in self._commit(metadata, ext, timestamp):
+            if cancelled is None:
+                try:
+                    await make_durable_async(fd)
+                    continue
+                except asyncio.CancelledError as exc:
+                    cancelled = exc
+            make_durable(fd)
+        if cancelled is not None:
+            df.manager.invalidate(df.part_dir, df.suffix)
+            raise cancelled
+        if not df.manager.invalidate(df.part_dir, df.suffix, wait=False):
+            await asyncio.get_running_loop().run_in_executor(None, df.manager.invalidate, df.part_dir, df.suffix)
+
+    def _commit(self, metadata: dict[str, str], ext: str, timestamp: str | None) -> Iterator[int]:
+        """The steps of `put`; each file descriptor yielded must be made durable before the next step."""
         timestamp = normalize_timestamp(timestamp or metadata["X-Timestamp"])
         df = self.df
         if ext != ".meta":
@@ -418,15 +452,18 @@ class DiskFileWriter:
         if ext == ".data":
             os.ftruncate(self.fd, self.bytes_written)  # fallocate may have reserved more
         write_meta(self.fd, metadata)
-        make_durable(self.fd)
+        yield self.fd
         self.close()
         df.path.mkdir(parents=True, exist_ok=True)
         target = df.path / f"{timestamp}{ext}"
         os.rename(self.tmp_path, target)
         self.committed = True
-        make_dir_durable(df.path)
+        directory = os.open(df.path, os.O_RDONLY)
+        try:
+            yield directory  # the rename
+        finally:
+            os.close(directory)
         cleanup_dir(df.path, df.manager.reclaim_age)
-        df.manager.invalidate(df.part_dir, df.suffix)
         delete_at = metadata.get("X-Delete-At", "")
         if ext != ".ts" and delete_at.isdigit():
             index = df.device_dir / "expiring"

@@ -7,15 +7,17 @@ for "everything written so far on this file system is on disk" and waits; one th
 answers all waiting writers with a single `syncfs(2)` that began after they asked. The order stays
 write -> durable -> rename -> durable, as with fsync. Where `syncfs` is missing (not Linux), each
 writer fsyncs its own file or directory.
+
+A writer on an event loop awaits the same sync (`make_durable_async`) instead of parking a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from stratus.object.utils import libc_function
 
@@ -28,6 +30,22 @@ class _Generation:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.error: OSError | None = None
+        self.futures: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def finish(self, error: OSError | None) -> None:
+        self.error = error
+        self.done.set()
+        for loop, future in self.futures:
+            loop.call_soon_threadsafe(_settle, future, error)
+
+
+def _settle(future: asyncio.Future[None], error: OSError | None) -> None:
+    if future.done():  # its waiter was cancelled
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 class FileSystemSync:
@@ -49,6 +67,14 @@ class FileSystemSync:
         if generation.error is not None:
             raise generation.error
 
+    def wait_async(self) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            self._next.futures.append((loop, future))
+        self._wanted.set()
+        return future
+
     def _run(self) -> None:
         assert _syncfs is not None
         while True:
@@ -56,33 +82,38 @@ class FileSystemSync:
             with self._lock:
                 self._wanted.clear()
                 current, self._next = self._next, _Generation()
+            error = None
             if _syncfs(self._fd) != 0:
                 code = ctypes.get_errno()
-                current.error = OSError(code, f"syncfs: {os.strerror(code)}")
-            current.done.set()
+                error = OSError(code, f"syncfs: {os.strerror(code)}")
+            current.finish(error)
 
 
 _committers: dict[int, FileSystemSync] = {}
 _committers_lock = threading.Lock()
 
 
-def make_durable(fd: int) -> None:
-    """Everything written so far on `fd`'s file system (`fd`'s data and metadata included) is on disk."""
-    if _syncfs is None:
-        os.fsync(fd)
-        return
+def _committer(fd: int) -> FileSystemSync:
     device = os.fstat(fd).st_dev
     committer = _committers.get(device)
     if committer is None:
         with _committers_lock:
             committer = _committers.setdefault(device, FileSystemSync(fd))
-    committer.wait()
+    return committer
 
 
-def make_dir_durable(path: Path) -> None:
-    """The directory's entries (a rename into it) are on disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        make_durable(fd)
-    finally:
-        os.close(fd)
+def make_durable(fd: int) -> None:
+    """Everything written so far on `fd`'s file system (`fd`'s data and metadata included) is on disk."""
+    if _syncfs is None:
+        os.fsync(fd)
+    else:
+        _committer(fd).wait()
+
+
+async def make_durable_async(fd: int) -> None:
+    """`make_durable` for a coroutine: the event loop goes on while the sync runs."""
+    if _syncfs is None:
+        await asyncio.get_running_loop().run_in_executor(None, os.fsync, fd)
+    else:
+        await _committer(fd).wait_async()
+

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -177,3 +180,72 @@ def test_writeback_uses_the_kernel_call(tmp_path: Path) -> None:
         out.write(b"x" * 4096)
         out.flush()
         assert diskfile.start_writeback(out.fileno(), 0, 4096) == 0, "sync_file_range (Linux's libc) is missing"
+
+
+def put_from_a_coroutine(df: DiskFile, data: bytes, timestamp: str,
+                         during: Callable[[asyncio.Task[None]], Awaitable[None]] | None = None) -> None:
+    """`put_async` on a loop of its own thread; `during(task)` runs beside the write."""
+
+    async def write() -> None:
+        with df.create(len(data)) as writer:
+            writer.write(data)
+            await writer.put_async({"name": "/a/c/o", "X-Timestamp": timestamp, "Content-Length": str(len(data)),
+                                    "ETag": writer.md5.hexdigest(), "Content-Type": "text/plain"})
+
+    async def main() -> None:
+        task = asyncio.ensure_future(write())
+        if during is not None:
+            await during(task)
+        await asyncio.gather(task, return_exceptions=True)
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),))
+    thread.start()
+    thread.join(10)
+
+
+def test_a_write_from_a_coroutine_waits_for_the_replicators_lock(manager: DiskFileManager) -> None:
+    df = manager.get("d1", 5, "a", "c", "o")
+    put(df, b"x", ts())
+    first = manager.get_hashes("d1", 5)
+
+    async def hold_the_lock(task: asyncio.Task[None]) -> None:
+        # The replicator's hashing holds the partition's lock on another thread while the write commits.
+        released = threading.Event()
+        held = threading.Event()
+
+        def replicator() -> None:
+            with manager._locked(df.part_dir):
+                held.set()
+                released.wait(5)
+
+        threading.Thread(target=replicator).start()
+        held.wait(5)
+        await asyncio.sleep(0.2)
+        assert not task.done()  # the suffix is not yet marked stale: the write waits on a thread
+        released.set()
+
+    put_from_a_coroutine(manager.get("d1", 5, "a", "c", "o"), b"newer", ts(1), hold_the_lock)
+    assert manager.get("d1", 5, "a", "c", "o").open().size() == 5
+    assert manager.get_hashes("d1", 5)[df.suffix] != first[df.suffix]
+
+
+def test_a_cancelled_write_still_commits_whole(manager: DiskFileManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    df = manager.get("d1", 5, "a", "c", "o")
+    put(df, b"x", ts())
+    first = manager.get_hashes("d1", 5)
+    waiting = threading.Event()
+
+    async def slow_sync(fd: int) -> None:
+        waiting.set()
+        await asyncio.sleep(5)
+
+    monkeypatch.setattr(diskfile, "make_durable_async", slow_sync)
+
+    async def cancel_during_the_sync(task: asyncio.Task[None]) -> None:
+        while not waiting.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+
+    put_from_a_coroutine(manager.get("d1", 5, "a", "c", "o"), b"newer", ts(1), cancel_during_the_sync)
+    assert manager.get("d1", 5, "a", "c", "o").open().size() == 5
+    assert manager.get_hashes("d1", 5)[df.suffix] != first[df.suffix]

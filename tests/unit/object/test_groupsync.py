@@ -3,10 +3,13 @@ ask together share syncs, and a failed sync reaches the writers that waited for 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +28,15 @@ class RecordingSyncfs:
         time.sleep(self.seconds)
         self.calls.append((began, time.monotonic()))
         return self.result
+
+
+def run_in_own_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """asyncio.run on a thread of its own: the suite may leave a loop running in the main thread."""
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(asyncio.run(coroutine)))
+    thread.start()
+    thread.join()
+    return result[0]
 
 
 @pytest.fixture
@@ -79,7 +91,7 @@ def test_real_syncfs_or_fsync_on_this_machine(tmp_path: Path) -> None:
     path.write_bytes(b"x" * 4096)
     with open(path, "rb") as handle:
         groupsync.make_durable(handle.fileno())
-    groupsync.make_dir_durable(tmp_path)
+        run_in_own_loop(groupsync.make_durable_async(handle.fileno()))
 
 
 def test_without_syncfs_each_writer_fsyncs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -92,3 +104,64 @@ def test_without_syncfs_each_writer_fsyncs(monkeypatch: pytest.MonkeyPatch, tmp_
     finally:
         os.close(fd)
     assert synced == [fd]
+
+
+def test_coroutines_share_syncs_with_each_other_and_with_threads(fake_syncfs: RecordingSyncfs,
+                                                                 tmp_path: Path) -> None:
+    fd = os.open(tmp_path, os.O_RDONLY)
+
+    async def one() -> tuple[float, float]:
+        asked = time.monotonic()
+        await groupsync.make_durable_async(fd)
+        return asked, time.monotonic()
+
+    async def many() -> list[tuple[float, float]]:
+        blocking = asyncio.get_running_loop().run_in_executor(None, groupsync.make_durable, fd)
+        results = await asyncio.gather(*[one() for _ in range(40)])
+        await blocking
+        return list(results)
+
+    try:
+        asked_and_returned = run_in_own_loop(many())
+    finally:
+        os.close(fd)
+    assert len(asked_and_returned) == 40
+    for asked, returned in asked_and_returned:
+        assert any(asked <= began and ended <= returned for began, ended in fake_syncfs.calls)
+    assert len(fake_syncfs.calls) <= 3
+
+
+def test_a_failed_sync_raises_in_its_coroutines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(groupsync, "_syncfs", RecordingSyncfs(result=-1))
+    monkeypatch.setattr(groupsync, "_committers", {})
+    fd = os.open(tmp_path, os.O_RDONLY)
+
+    async def wait() -> str:
+        try:
+            await groupsync.make_durable_async(fd)
+        except OSError as exc:
+            return str(exc)
+        return "no error"
+
+    try:
+        assert "syncfs" in run_in_own_loop(wait())
+    finally:
+        os.close(fd)
+
+
+def test_a_cancelled_coroutine_does_not_break_the_next_sync(fake_syncfs: RecordingSyncfs, tmp_path: Path) -> None:
+    fake_syncfs.seconds = 0.05
+    fd = os.open(tmp_path, os.O_RDONLY)
+
+    async def cancel_one_then_wait() -> int:
+        waiter = asyncio.ensure_future(groupsync.make_durable_async(fd))
+        await asyncio.sleep(0.01)
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+        await groupsync.make_durable_async(fd)
+        return len(fake_syncfs.calls)
+
+    try:
+        assert run_in_own_loop(cancel_one_then_wait()) >= 2
+    finally:
+        os.close(fd)
