@@ -23,8 +23,8 @@ log = logging.getLogger("stratus.object.server")
 
 # The storage servers' file and database work, on threads of their own: asyncio's default pool is
 # shared by every service of the process. Eight: measured in `stratus up` under a 16-client 4 KiB PUT
-# load, 8 threads gave 221-254 PUTs/s and 32 gave 209-211 (more threads wait on each other for the
-# GIL; the group commit in groupsync.py still gathers their syncs).
+# load when small PUTs still wrote here, 8 threads gave 221-254 PUTs/s and 32 gave 209-211 (more
+# threads wait on each other for the GIL). Small PUTs now write from the event loop (object.py).
 DISK_THREADS = 8
 _disk_pool = ThreadPoolExecutor(DISK_THREADS, thread_name_prefix="object-disk")
 T = TypeVar("T")
