@@ -39,12 +39,25 @@ def run_in_own_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
     return result[0]
 
 
-@pytest.fixture
-def fake_syncfs(monkeypatch: pytest.MonkeyPatch) -> RecordingSyncfs:
-    fake = RecordingSyncfs()
+def install(monkeypatch: pytest.MonkeyPatch, fake: RecordingSyncfs) -> RecordingSyncfs:
     monkeypatch.setattr(groupsync, "_syncfs", fake)
     monkeypatch.setattr(groupsync, "_committers", {})
     return fake
+
+
+@pytest.fixture
+def fake_syncfs(monkeypatch: pytest.MonkeyPatch) -> RecordingSyncfs:
+    return install(monkeypatch, RecordingSyncfs())
+
+
+@pytest.fixture
+def failing_syncfs(monkeypatch: pytest.MonkeyPatch) -> RecordingSyncfs:
+    return install(monkeypatch, RecordingSyncfs(result=-1))
+
+
+def assert_each_waited_for_a_later_sync(asked_and_returned: list[tuple[float, float]], fake: RecordingSyncfs) -> None:
+    for asked, returned in asked_and_returned:
+        assert any(asked <= began and ended <= returned for began, ended in fake.calls)
 
 
 def test_each_writer_waits_for_a_sync_that_began_after_it_asked(fake_syncfs: RecordingSyncfs,
@@ -69,15 +82,12 @@ def test_each_writer_waits_for_a_sync_that_began_after_it_asked(fake_syncfs: Rec
     for thread in threads:
         thread.join()
     assert len(asked_and_returned) == 80
-    for asked, returned in asked_and_returned:
-        assert any(asked <= began and ended <= returned for began, ended in fake_syncfs.calls)
+    assert_each_waited_for_a_later_sync(asked_and_returned, fake_syncfs)
     # 80 requests from 16 writers at once are answered by far fewer syncs.
     assert len(fake_syncfs.calls) <= 40
 
 
-def test_a_failed_sync_raises_in_its_waiters(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(groupsync, "_syncfs", RecordingSyncfs(result=-1))
-    monkeypatch.setattr(groupsync, "_committers", {})
+def test_a_failed_sync_raises_in_its_waiters(failing_syncfs: RecordingSyncfs, tmp_path: Path) -> None:
     fd = os.open(tmp_path, os.O_RDONLY)
     try:
         with pytest.raises(OSError, match="syncfs"):
@@ -126,14 +136,11 @@ def test_coroutines_share_syncs_with_each_other_and_with_threads(fake_syncfs: Re
     finally:
         os.close(fd)
     assert len(asked_and_returned) == 40
-    for asked, returned in asked_and_returned:
-        assert any(asked <= began and ended <= returned for began, ended in fake_syncfs.calls)
+    assert_each_waited_for_a_later_sync(asked_and_returned, fake_syncfs)
     assert len(fake_syncfs.calls) <= 3
 
 
-def test_a_failed_sync_raises_in_its_coroutines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(groupsync, "_syncfs", RecordingSyncfs(result=-1))
-    monkeypatch.setattr(groupsync, "_committers", {})
+def test_a_failed_sync_raises_in_its_coroutines(failing_syncfs: RecordingSyncfs, tmp_path: Path) -> None:
     fd = os.open(tmp_path, os.O_RDONLY)
 
     async def wait() -> str:
