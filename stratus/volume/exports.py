@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _READY_TIMEOUT = 10.0
+_START_ATTEMPTS = 3
 
 
 @dataclass
@@ -36,6 +37,17 @@ def _listening(address: str, port: int) -> bool:
         return False
 
 
+def _wait_serving(process: subprocess.Popen[bytes], address: str, port: int) -> str | None:
+    """None once `process` listens on the port (and is still running), else why it did not."""
+    deadline = time.monotonic() + _READY_TIMEOUT
+    while not (_listening(address, port) and process.poll() is None):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            return process.communicate()[1].decode(errors="replace").strip()[:200] or "no message"
+        time.sleep(0.02)
+    return None
+
+
 class NbdExports:
     def __init__(self, address: str) -> None:
         self.address = address
@@ -48,18 +60,18 @@ class NbdExports:
             current = self._exports.get(volume_id)
             if current is not None and current.process.poll() is None:
                 return current
-            port = _free_port(self.address)
-            process = subprocess.Popen(
-                ["qemu-nbd", "--persistent", "--shared=8", "--cache=none", "--format", disk_format,
-                 "--bind", self.address, "--port", str(port), "--export-name", volume_id, str(path)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            deadline = time.monotonic() + _READY_TIMEOUT
-            while not _listening(self.address, port):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    message = process.communicate()[1].decode(errors="replace").strip()[:200]
-                    raise RuntimeError(f"qemu-nbd did not start for volume {volume_id}: {message}")
-                time.sleep(0.02)
+            for attempt in range(_START_ATTEMPTS):
+                # The port was free when picked; something else may bind it before qemu-nbd does.
+                port = _free_port(self.address)
+                process = subprocess.Popen(
+                    ["qemu-nbd", "--persistent", "--shared=8", "--cache=none", "--format", disk_format,
+                     "--bind", self.address, "--port", str(port), "--export-name", volume_id, str(path)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                failure = _wait_serving(process, self.address, port)
+                if failure is None:
+                    break
+                if "in use" not in failure or attempt == _START_ATTEMPTS - 1:
+                    raise RuntimeError(f"qemu-nbd did not start for volume {volume_id}: {failure}")
             export = Export(process, self.address, port, volume_id)
             self._exports[volume_id] = export
             return export
