@@ -172,6 +172,9 @@ class ObjectServer:
             meta["X-Delete-At"] = delete_at
         meta.update(stored_headers(req.headers))
         expected = req.headers.get("etag", "").strip('"').lower()
+        current = self._open(DiskFile(df.manager, df.device_dir, df.part_dir, df.name_hash))
+        if current.timestamp is not None and current.timestamp >= timestamp:
+            return plain(409, headers={"x-backend-timestamp": current.timestamp})
         if length is not None and length <= SMALL_BODY:
             response = await self._put_small(req, df, length, meta, expected)
         else:
@@ -190,9 +193,6 @@ class ObjectServer:
         than writing. The syncs run on the group committer's thread either way."""
         body = b"".join([chunk async for chunk in req.chunks(length)])
         timestamp = meta["X-Timestamp"]
-        current = self._open(DiskFile(df.manager, df.device_dir, df.part_dir, df.name_hash))
-        if current.timestamp is not None and current.timestamp >= timestamp:
-            return plain(409, headers={"x-backend-timestamp": current.timestamp})
         try:
             with df.create(len(body)) as writer:
                 writer.write(body)
@@ -210,9 +210,6 @@ class ObjectServer:
     async def _put_streamed(self, req: Request, df: DiskFile, length: int | None, meta: dict[str, str],
                             expected: str) -> Response:
         timestamp = meta["X-Timestamp"]
-        current = self._open(DiskFile(df.manager, df.device_dir, df.part_dir, df.name_hash))
-        if current.timestamp is not None and current.timestamp >= timestamp:
-            return plain(409, headers={"x-backend-timestamp": current.timestamp})
         try:
             with df.create(length) as writer:
                 writes = ThreadedWrites(writer)
