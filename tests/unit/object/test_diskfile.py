@@ -21,6 +21,7 @@ from stratus.object.diskfile import (
     read_meta,
 )
 from stratus.object.utils import hash_path, normalize_timestamp
+from tests.loops import run_in_own_thread
 
 SECRET = ("", "test-secret")
 
@@ -198,9 +199,7 @@ def put_from_a_coroutine(df: DiskFile, data: bytes, timestamp: str,
             await during(task)
         await asyncio.gather(task, return_exceptions=True)
 
-    thread = threading.Thread(target=asyncio.run, args=(main(),))
-    thread.start()
-    thread.join(10)
+    run_in_own_thread(main())
 
 
 def test_a_write_from_a_coroutine_waits_for_the_replicators_lock(manager: DiskFileManager) -> None:

@@ -7,13 +7,12 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from stratus.object import groupsync
+from tests.loops import run_in_own_thread
 
 
 class RecordingSyncfs:
@@ -28,15 +27,6 @@ class RecordingSyncfs:
         time.sleep(self.seconds)
         self.calls.append((began, time.monotonic()))
         return self.result
-
-
-def run_in_own_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """asyncio.run on a thread of its own: the suite may leave a loop running in the main thread."""
-    result: list[Any] = []
-    thread = threading.Thread(target=lambda: result.append(asyncio.run(coroutine)))
-    thread.start()
-    thread.join()
-    return result[0]
 
 
 def install(monkeypatch: pytest.MonkeyPatch, fake: RecordingSyncfs) -> RecordingSyncfs:
@@ -101,7 +91,7 @@ def test_real_syncfs_or_fsync_on_this_machine(tmp_path: Path) -> None:
     path.write_bytes(b"x" * 4096)
     with open(path, "rb") as handle:
         groupsync.make_durable(handle.fileno())
-        run_in_own_loop(groupsync.make_durable_async(handle.fileno()))
+        run_in_own_thread(groupsync.make_durable_async(handle.fileno()))
 
 
 def test_without_syncfs_each_writer_fsyncs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -132,7 +122,7 @@ def test_coroutines_share_syncs_with_each_other_and_with_threads(fake_syncfs: Re
         return list(results)
 
     try:
-        asked_and_returned = run_in_own_loop(many())
+        asked_and_returned = run_in_own_thread(many())
     finally:
         os.close(fd)
     assert len(asked_and_returned) == 40
@@ -151,7 +141,7 @@ def test_a_failed_sync_raises_in_its_coroutines(failing_syncfs: RecordingSyncfs,
         return "no error"
 
     try:
-        assert "syncfs" in run_in_own_loop(wait())
+        assert "syncfs" in run_in_own_thread(wait())
     finally:
         os.close(fd)
 
@@ -169,6 +159,6 @@ def test_a_cancelled_coroutine_does_not_break_the_next_sync(fake_syncfs: Recordi
         return len(fake_syncfs.calls)
 
     try:
-        assert run_in_own_loop(cancel_one_then_wait()) >= 2
+        assert run_in_own_thread(cancel_one_then_wait()) >= 2
     finally:
         os.close(fd)

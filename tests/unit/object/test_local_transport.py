@@ -5,22 +5,15 @@ stops the server's task."""
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from stratus.object.proxy import local
 from stratus.object.proxy.backend import BackendError
+from tests.loops import run_in_own_thread
 
 NODE = {"ip": "127.0.0.1", "port": 6200, "device": "d1"}
-
-
-def run(coro: Any) -> Any:
-    # A thread of its own: an earlier test in the same session may have left an event loop
-    # running in this one, and asyncio.run refuses to nest.
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 def test_request_reaches_the_app_as_http_would_and_the_body_streams() -> None:
@@ -39,7 +32,7 @@ def test_request_reaches_the_app_as_http_would_and_the_body_streams() -> None:
                                     {"multipart-manifest": "get"})
         return response, await response.read()
 
-    response, body = run(go())
+    response, body = run_in_own_thread(go())
     assert (response.status, response.headers["etag"], response.timestamp) == (200, "abc", 1700000000.0)
     assert body == b"0123456789"
     assert seen["method"] == "PUT" and seen["raw_path"] == b"/d1/3/a/c/o%20x" and seen["body"] == b"data"
@@ -62,7 +55,7 @@ def test_a_body_cut_short_raises_backend_error() -> None:
                 got.append(chunk)
         return got
 
-    assert run(go()) == [b"12345"]
+    assert run_in_own_thread(go()) == [b"12345"]
 
 
 def test_no_answer_at_all_is_a_backend_error() -> None:
@@ -73,7 +66,7 @@ def test_no_answer_at_all_is_a_backend_error() -> None:
         await local.call(app, NODE, "HEAD", "/d1/3/a/c/o", {})
 
     with pytest.raises(BackendError, match="did not answer"):
-        run(go())
+        run_in_own_thread(go())
 
 
 def test_closing_early_tells_the_app_and_ends_its_task() -> None:
@@ -95,7 +88,7 @@ def test_closing_early_tells_the_app_and_ends_its_task() -> None:
             break  # the proxy's client went away
         await asyncio.sleep(0.01)
 
-    run(go())
+    run_in_own_thread(go())
     assert events == ["cancelled"]
 
 
