@@ -3,7 +3,6 @@ three rings, the three servers under uvicorn on free loopback ports) for the dae
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.testclient import TestClient
 
 from stratus.core import config as config_mod
@@ -26,6 +24,7 @@ from stratus.object.servers.object import ObjectServer
 from stratus.object.updater import node_url
 from stratus.object.utils import load_hash_secret, normalize_timestamp
 from tests.ports import free_port
+from tests.servers import Served
 
 SECRET = ("", "api-test-secret")
 
@@ -58,29 +57,6 @@ def container_client(devices: Path) -> Iterator[TestClient]:
 def account_client(devices: Path) -> Iterator[TestClient]:
     with TestClient(AccountServer(devices, SECRET)) as client:
         yield client
-
-
-class Served:
-    def __init__(self, app: Any, port: int) -> None:
-        self.app, self.port = app, port
-        self.server: uvicorn.Server | None = None
-        self.thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="off", loop="asyncio"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert self.server.started, "a storage server did not start"
-
-    def stop(self) -> None:
-        if self.server is not None and self.thread is not None:
-            self.server.should_exit = True
-            self.thread.join(10)
-        self.server = self.thread = None
 
 
 @dataclass

@@ -10,8 +10,6 @@ for tests that stop a node or fill its device.
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +20,6 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-import uvicorn
 
 from stratus.identity.api import create_identity_app
 from stratus.identity.client import IdentityClient, ServiceCredentials
@@ -32,19 +29,9 @@ from stratus.object.proxy.server import ProxySettings
 from tests.api.object_proxy.fakenode import FakeNode, FakeRing, FakeRings
 from tests.conftest import SERVICE_PASSWORD, IdentityHarness, make_identity
 from tests.ports import free_port
+from tests.servers import Served
 
 TEMPAUTH_USERS = ["test:tester:testing:.admin", "test:viewer:viewing", "reseller:root:rootpw:.reseller_admin"]
-
-
-def serve(app: Any, port: int) -> uvicorn.Server:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", loop="asyncio", interface="asgi3"))
-    threading.Thread(target=server.run, daemon=True).start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started, "a test server did not start"
-    return server
 
 
 @dataclass
@@ -119,7 +106,7 @@ def _user(identity: IdentityHarness, name: str) -> User:
     return User(name + "-user", password, name, project["id"], user["id"], token)
 
 
-def _storage_node(state: Path) -> tuple[Path, list[uvicorn.Server], list[tuple[str, int, Any]]]:
+def _storage_node(state: Path) -> tuple[Path, list[Served], list[tuple[str, int, Any]]]:
     """The real storage node (four devices, three replicas) on free ports; returns its ring dir, its
     servers and their (ip, port, app)."""
     from stratus.core import config as config_mod
@@ -130,7 +117,7 @@ def _storage_node(state: Path) -> tuple[Path, list[uvicorn.Server], list[tuple[s
     cfg = config_mod.load(state_dir=state / "node", environ=environ)
     rings = ensure_local_cluster(cfg)
     listeners = start_node(cfg, daemons=False)
-    return rings, [serve(item.app, item.port) for item in listeners], \
+    return rings, [Served(item.app, item.port).start() for item in listeners], \
         [(cfg.object.node_ip, item.port, item.app) for item in listeners]
 
 
@@ -138,7 +125,7 @@ def _storage_node(state: Path) -> tuple[Path, list[uvicorn.Server], list[tuple[s
 def _harness(state: Path, backend: str) -> Iterator[ProxyHarness]:
     identity = make_identity(state / "state", f"sqlite:///{state / 'identity.sqlite'}")
     identity_port = free_port()
-    servers = [serve(create_identity_app(identity.service), identity_port)]
+    servers = [Served(create_identity_app(identity.service), identity_port).start()]
     identity_url = f"http://127.0.0.1:{identity_port}"
     nodes: list[FakeNode] = []
     ring_dir = state
@@ -162,7 +149,7 @@ def _harness(state: Path, backend: str) -> Iterator[ProxyHarness]:
         for ip, node_port, node_app in in_process:
             app.proxy.cluster.local.add(ip, node_port, node_app)
     port = free_port()
-    servers.append(serve(app, port))
+    servers.append(Served(app, port).start())
     harness = ProxyHarness(f"http://127.0.0.1:{port}", identity_url, identity, app, nodes, ring)
     for name in ("alpha", "beta"):
         harness.users[name] = _user(identity, f"{name}-{uuid.uuid4().hex[:6]}")
@@ -170,7 +157,7 @@ def _harness(state: Path, backend: str) -> Iterator[ProxyHarness]:
         yield harness
     finally:
         for server in servers:
-            server.should_exit = True
+            server.stop()
         for node in nodes:
             node.stop()
         identity.client.close()

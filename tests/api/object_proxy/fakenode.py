@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
+from tests.servers import Served
 
 REGISTRY: dict[str, FakeNode] = {}
 
@@ -39,27 +37,17 @@ class FakeNode:
     puts: int = 0
     # When set, object GETs send this many body bytes and then drop the connection.
     truncate_gets: int | None = None
-    server: uvicorn.Server | None = None
-    thread: threading.Thread | None = None
+    server: Served | None = None
 
     # -- running ----------------------------------------------------------------------------------
     def start(self) -> None:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="off", loop="asyncio", interface="asgi3")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
+        self.server = Served(self.app, self.port).start()
         REGISTRY[f"127.0.0.1:{self.port}"] = self
 
     def stop(self) -> None:
         if self.server is not None:
-            self.server.should_exit = True
-        if self.thread is not None:
-            self.thread.join(10)
-        self.server = self.thread = None
+            self.server.stop()
+        self.server = None
 
     # -- container/account updates the real servers send each other ---------------------------------
     def container_update(self, account: str, container: str, name: str, stored: Stored) -> None:

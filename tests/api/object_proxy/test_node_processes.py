@@ -23,8 +23,8 @@ from stratus.object.proxy.server import ProxySettings
 from stratus.object.ring.builder import RingBuilder
 from stratus.object.ring.ring import Ring
 from stratus.object.utils import ensure_hash_secret
-from tests.api.object_proxy.conftest import serve
 from tests.ports import free_port
+from tests.servers import Served
 
 STRATUS = Path(__file__).resolve().parents[3] / ".venv" / "bin" / "stratus"
 KINDS = ("account", "container", "object")
@@ -119,13 +119,13 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     settings = ProxySettings(ring_dir=rings, auth=AuthSettings(tempauth_users=["test:tester:testing:.admin"]),
                              info_cache_ttl=0.0)
     port = free_port()
-    server = serve(create_proxy_app(settings, None), port)
+    server = Served(create_proxy_app(settings, None), port).start()
     url = f"http://127.0.0.1:{port}"
     login = httpx.get(f"{url}/auth/v1.0", headers={"X-Auth-User": "test:tester", "X-Auth-Key": "testing"})
     try:
         yield Cloud(url, login.headers["x-auth-token"], login.headers["x-storage-url"], nodes, rings)
     finally:
-        server.should_exit = True
+        server.stop()
         for node in nodes:
             node.stop()
 
