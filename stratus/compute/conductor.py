@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from stratus.compute import claims, instance_actions, models, networking, zones
 from stratus.compute.drivers.base import NOSTATE, RUNNING, SHUTDOWN
@@ -68,34 +69,30 @@ class Conductor(LifecycleMixin, VolumeMixin):
 
     def report_state(self, host: str, binary: str, resources: dict[str, Any] | None = None) -> dict[str, Any]:
         """A heartbeat: the service row (made on first report) is seen up now; a compute host's
-        resources are written to its compute node."""
+        resources are written to its compute node. Plain statements: every host sends one every
+        report interval, so this is the conductor's steadiest load."""
         now = utcnow()
         s = self.settings
         with self.db.transaction() as session:
-            service = session.scalar(sa.select(models.Service).where(models.Service.host == host,
-                                                                     models.Service.binary == binary))
+            connection = session.connection()
+            service = connection.execute(sa.select(_SERVICES.c.id, _SERVICES.c.disabled).where(
+                _SERVICES.c.host == host, _SERVICES.c.binary == binary)).first()
             if service is None:
-                service = models.Service(host=host, binary=binary, topic=AGENT_TOPIC if binary == "nova-compute"
-                                         else binary.removeprefix("nova-"))
-                session.add(service)
-            service.last_seen_up = now
-            service.report_count = (service.report_count or 0) + 1
+                topic = AGENT_TOPIC if binary == "nova-compute" else binary.removeprefix("nova-")
+                connection.execute(sa.insert(_SERVICES).values(host=host, binary=binary, topic=topic,
+                                                               last_seen_up=now, report_count=1))
+            else:
+                connection.execute(sa.update(_SERVICES).where(_SERVICES.c.id == service.id).values(
+                    last_seen_up=now, report_count=_SERVICES.c.report_count + 1))
             if resources is not None:
-                node = session.scalar(sa.select(models.ComputeNode).where(models.ComputeNode.host == host))
-                if node is None:
-                    node = models.ComputeNode(host=host, vcpus_used=0, memory_mb_used=0, local_gb_used=0,
-                                              running_vms=0)
-                    session.add(node)
-                node.hypervisor_hostname = resources.get("hypervisor_hostname") or host
-                for name in ("vcpus", "memory_mb", "local_gb", "hypervisor_type", "hypervisor_version", "host_ip",
-                             "cpu_info"):
-                    if name in resources:
-                        setattr(node, name, resources[name])
-                node.cpu_allocation_ratio = s.cpu_allocation_ratio
-                node.ram_allocation_ratio = s.ram_allocation_ratio
-                node.disk_allocation_ratio = s.disk_allocation_ratio
-                node.updated_at = now
-            return {"disabled": service.disabled}
+                node: dict[str, Any] = {name: resources[name] for name in _REPORTED if name in resources}
+                node.update(hypervisor_hostname=resources.get("hypervisor_hostname") or host,
+                            cpu_allocation_ratio=s.cpu_allocation_ratio, ram_allocation_ratio=s.ram_allocation_ratio,
+                            disk_allocation_ratio=s.disk_allocation_ratio, updated_at=now)
+                if not connection.execute(sa.update(_NODES).where(_NODES.c.host == host).values(**node)).rowcount:
+                    connection.execute(sa.insert(_NODES).values(host=host, vcpus_used=0, memory_mb_used=0,
+                                                                local_gb_used=0, running_vms=0, **node))
+            return {"disabled": bool(service is not None and service.disabled)}
 
     def instances_on_host(self, host: str) -> list[str]:
         with self.db.transaction() as session:
@@ -228,10 +225,8 @@ class Conductor(LifecycleMixin, VolumeMixin):
                 raise
             with self.db.transaction() as session:
                 instance_actions.finish(session, build_event, instance_id, request_id)
-                row = session.get(models.Instance, instance_id)
-                if row is not None and not row.deleted and row.task_state != "deleting":
-                    row.vm_state, row.task_state, row.power_state = "active", None, int(power or RUNNING)
-                    row.launched_at = utcnow()
+                if _update_wanted(session, instance_id, vm_state="active", task_state=None,
+                                  power_state=int(power or RUNNING), launched_at=utcnow()):
                     instance_actions.finish(session, schedule_event, instance_id, request_id)
                     return True
             self._abandon(instance_id, request_id)
@@ -273,13 +268,12 @@ class Conductor(LifecycleMixin, VolumeMixin):
 
     def _place(self, instance_id: str, host: str) -> bool:
         with self.db.transaction() as session:
-            row = session.get(models.Instance, instance_id)
-            if row is None or row.deleted or row.task_state == "deleting":
-                return False
-            row.host, row.node = host, host
-            if not row.availability_zone:
-                row.availability_zone = zones.zone_of(session, host, self.settings.default_availability_zone)
-            return True
+            zone = session.connection().scalar(sa.select(_INSTANCES.c.availability_zone).where(
+                _INSTANCES.c.id == instance_id, _STILL_WANTED))
+            changes: dict[str, Any] = {"host": host, "node": host}
+            if not zone:
+                changes["availability_zone"] = zones.zone_of(session, host, self.settings.default_availability_zone)
+            return _update_wanted(session, instance_id, **changes)
 
     def _fail_build(self, instance_id: str, message: str, ports: list[dict[str, Any]]) -> None:
         """ERROR with a fault; ports, claims and (host = NULL) quota are given back."""
@@ -347,3 +341,19 @@ class Conductor(LifecycleMixin, VolumeMixin):
             row.network_info = []
             session.execute(sa.delete(models.ServerGroupMember).where(
                 models.ServerGroupMember.instance_id == instance_id))
+
+
+# An instance a build may still change: not deleted, and no delete under way. The build's own
+# updates are plain UPDATEs under this condition rather than loads of the whole (JSON-heavy) row.
+_INSTANCES = cast(sa.Table, models.Instance.__table__)
+_SERVICES = cast(sa.Table, models.Service.__table__)
+_NODES = cast(sa.Table, models.ComputeNode.__table__)
+# What an agent's heartbeat says of its host, copied to the compute node as it comes.
+_REPORTED = ("vcpus", "memory_mb", "local_gb", "hypervisor_type", "hypervisor_version", "host_ip", "cpu_info")
+_STILL_WANTED = sa.and_(_INSTANCES.c.deleted.is_(False), sa.func.coalesce(_INSTANCES.c.task_state, "") != "deleting")
+
+
+def _update_wanted(session: Session, instance_id: str, **changes: Any) -> bool:
+    """Apply `changes` to the instance if a build may still change it; whether it did."""
+    update = sa.update(_INSTANCES).where(_INSTANCES.c.id == instance_id, _STILL_WANTED).values(**changes)
+    return bool(session.connection().execute(update).rowcount)
