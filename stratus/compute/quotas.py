@@ -135,9 +135,11 @@ def check(session: Session, project_id: str, settings: ComputeConfig, deltas: di
     if unknown:
         raise ValueError(f"unknown quota resources: {sorted(unknown)}")
     allowed = limits(session, project_id, settings)
-    used = usage(session, project_id, current=True, only=set(wanted))
-    overs = sorted(name for name, amount in wanted.items()
-                   if allowed[name] >= 0 and used[name] + amount > allowed[name])
+    limited = {name for name in wanted if allowed[name] >= 0}
+    if not limited:  # nothing to count against
+        return
+    used = usage(session, project_id, current=True, only=limited)
+    overs = sorted(name for name in limited if used[name] + wanted[name] > allowed[name])
     if overs:
         raise errors.OverLimit(over_message(overs, wanted, used, allowed))
 
