@@ -13,6 +13,8 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
+from stratus.core.inprocess import LOCAL_APPS
+
 log = logging.getLogger("stratus.server")
 
 # Idle keep-alive connections are closed after this long. Clients (ours: service_client.py) let
@@ -73,11 +75,15 @@ async def serve_all(listeners: list[Listener], host: str, *, log_level: str = "i
             break
         await asyncio.sleep(0.02)
     else:
+        LOCAL_APPS.serve(loop, {item.port: item.app for item in listeners})
         if on_ready is not None:
             await on_ready()
-    if not servers:  # roles without a listener (agents) run until told to stop
-        await stopped.wait()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    try:
+        if not servers:  # roles without a listener (agents) run until told to stop
+            await stopped.wait()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        LOCAL_APPS.clear()
     for task in tasks:
         if task.exception() is not None:
             raise task.exception()  # type: ignore[misc]

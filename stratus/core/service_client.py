@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from stratus.core import errors
+from stratus.core.inprocess import LocalTransport
 
 _EXPIRY_MARGIN = dt.timedelta(seconds=60)
 _BY_STATUS: dict[int, type[errors.StratusError]] = {
@@ -71,7 +72,9 @@ class ServiceClient:
         self.url = url.rstrip("/")
         self.auth = auth
         # Idle connections are dropped well before the server's keep-alive ends (core/server.py).
-        self.http = http or httpx.Client(timeout=60, limits=httpx.Limits(keepalive_expiry=30))
+        # An API this process serves is called in-process (core/inprocess.py).
+        self.http = http or httpx.Client(timeout=60, transport=LocalTransport(
+            httpx.HTTPTransport(limits=httpx.Limits(keepalive_expiry=30))))
 
     def request(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = dict(kwargs.pop("headers", None) or {})
