@@ -343,13 +343,13 @@ class Conductor(LifecycleMixin, VolumeMixin):
                 models.ServerGroupMember.instance_id == instance_id))
 
 
-# An instance a build may still change: not deleted, and no delete under way. The build's own
-# updates are plain UPDATEs under this condition rather than loads of the whole (JSON-heavy) row.
 _INSTANCES = cast(sa.Table, models.Instance.__table__)
 _SERVICES = cast(sa.Table, models.Service.__table__)
 _NODES = cast(sa.Table, models.ComputeNode.__table__)
 # What an agent's heartbeat says of its host, copied to the compute node as it comes.
 _REPORTED = ("vcpus", "memory_mb", "local_gb", "hypervisor_type", "hypervisor_version", "host_ip", "cpu_info")
+# An instance a build may still change: not deleted, and no delete under way. The build's own
+# updates are plain UPDATEs under this condition rather than loads of the whole (JSON-heavy) row.
 _STILL_WANTED = sa.and_(_INSTANCES.c.deleted.is_(False), sa.func.coalesce(_INSTANCES.c.task_state, "") != "deleting")
 
 
