@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -63,9 +64,20 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def _begin_before_savepoint(conn: Any, _name: str) -> None:
     # Python's sqlite3 opens a transaction only at the first INSERT/UPDATE/DELETE; a SAVEPOINT
     # before that would be the outermost transaction and releasing it would commit at once.
+    begin_immediate(conn)
+
+
+def begin_immediate(conn: Any) -> None:
+    """Open the SQLite transaction of SQLAlchemy connection `conn` now, with the write lock, unless
+    one is open. Run on the driver's connection, so a lock not had within the busy timeout is
+    raised as SQLAlchemy raises it ("database is locked", which `retrying` runs again)."""
     raw = conn.connection.dbapi_connection
-    if raw is not None and not raw.in_transaction:
+    if raw is None or raw.in_transaction:
+        return
+    try:
         raw.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, exc) from exc
 
 
 def normalize_url(url: str) -> str:

@@ -371,11 +371,8 @@ def open_write_transaction(session: Session) -> None:
     the write lock now also spares a deferred transaction from failing on its lock upgrade.
     """
     connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        return
-    raw: Any = connection.connection.dbapi_connection
-    if raw is not None and not raw.in_transaction:
-        raw.execute("BEGIN IMMEDIATE")
+    if connection.dialect.name == "sqlite":
+        db_retry.begin_immediate(connection)
 
 
 def _try_insert(session: Session, subnet: models.Subnet, address: str, port_id: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,29 @@ def test_retrying_runs_a_deadlocked_transaction_again(tmp_path: Path) -> None:
         ipam.retrying(db, broken)
     db.dispose()
 
+
+
+def test_a_write_lock_not_had_in_time_is_retried(tmp_path: Path) -> None:
+    """SQLite: another writer holds the lock past the busy timeout; the transaction runs again."""
+    path = tmp_path / "locked.sqlite"
+    db = Database(f"sqlite:///{path}")
+    with db.engine.connect():  # made (in WAL mode) before anyone holds its lock
+        pass
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN IMMEDIATE")
+    calls: list[int] = []
+
+    def write(session: Any) -> str:
+        calls.append(1)
+        session.connection().exec_driver_sql("PRAGMA busy_timeout=50")
+        if len(calls) == 2:
+            holder.rollback()  # the other writer is done by the second try
+        ipam.open_write_transaction(session)
+        return "written"
+
+    assert ipam.retrying(db, write) == "written" and len(calls) == 2
+    holder.close()
+    db.dispose()
 
 # -- allocation in a database ----------------------------------------------------------------------------------
 
