@@ -6,9 +6,10 @@ volume) through their HTTP APIs. Over loopback each such request is formatted an
 the same request, through the same middleware, auth and policies, without the transport. A boot
 makes three such requests; the transport was about a tenth of the work of a boot.
 
-`LocalTransport` is an httpx transport for blocking clients (worker threads): requests to a port
-of `LOCAL_APPS` on a loopback address run as a task on the serving loop, their response streamed
-back through a short queue; any other request goes over the network.
+`start` runs an app for one request and streams its answer back through a short queue; the object
+proxy calls its in-process storage servers with it (object/proxy/local.py). `LocalTransport` is an
+httpx transport for blocking clients (worker threads): requests to a port of `LOCAL_APPS` on a
+loopback address go through `start` on the serving loop; any other request goes over the network.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ log = logging.getLogger("stratus.inprocess")
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 # Queued response chunks per request: the app waits (not the loop) while the caller is slow.
-_QUEUED_CHUNKS = 8
+_QUEUED_CHUNKS = 4
 _DEFAULT_TIMEOUT = 60.0
 
 
@@ -78,15 +79,17 @@ class LocalTransport(httpx.BaseTransport):
             return self.fallback.handle_request(request)
         app, loop = routed
         timeout = (request.extensions.get("timeout") or {}).get("read") or _DEFAULT_TIMEOUT
-        exchange = _Exchange(loop, timeout)
-        started = asyncio.run_coroutine_threadsafe(exchange.start(app, _scope(request), request.read()), loop)
+        started = asyncio.run_coroutine_threadsafe(_answer(app, _scope(request), request.read()), loop)
         try:
-            status, headers, first = started.result(timeout)
+            status, headers, stream, first, task = started.result(timeout)
         except concurrent.futures.TimeoutError:
             started.cancel()
             raise httpx.ReadTimeout(f"no answer from the in-process app within {timeout:g} s",
                                     request=request) from None
-        return httpx.Response(status, headers=headers, stream=_Body(exchange, first), request=request)
+        except NoAnswer:  # as uvicorn answers for an app that failed before its response
+            return httpx.Response(500, text="Internal Server Error", request=request)
+        return httpx.Response(status, headers=headers, stream=_Body(loop, timeout, stream, first, task),
+                              request=request)
 
     def close(self) -> None:
         self.fallback.close()
@@ -102,76 +105,82 @@ def _scope(request: httpx.Request) -> dict[str, Any]:
             "client": ("127.0.0.1", 0), "server": (url.host, url.port or 80)}
 
 
-class _Exchange:
-    """One request's run on the loop: the app as a task, its response head, its body chunks."""
+class Stream:
+    """A response body between the app's task and its caller: a short queue (None ends it), whether
+    the app sent its last chunk, and the event telling the app that its caller left."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        self.loop, self.timeout = loop, timeout
-        self.chunks: asyncio.Queue[bytes | None] | None = None
-        self.task: asyncio.Task[None] | None = None  # held here: the loop keeps only a weak reference
+    def __init__(self) -> None:
+        self.chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_QUEUED_CHUNKS)
+        self.complete = False
+        self.leave = asyncio.Event()
 
-    async def start(self, app: Any, scope: dict[str, Any], body: bytes) -> tuple[int, list[Any], list[bytes | None]]:
-        """Run the app until its response starts; the head and the body chunks already sent
-        (a None among them: the whole body, so the caller need not come back)."""
-        chunks: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUED_CHUNKS)
-        finished = asyncio.Event()
-        head: asyncio.Future[tuple[int, list[Any]]] = self.loop.create_future()
-        self.chunks = chunks
-        request: list[dict[str, Any]] = [{"type": "http.request", "body": body, "more_body": False}]
-        ended = False
 
-        async def receive() -> dict[str, Any]:
-            if request:
-                return request.pop()
-            await finished.wait()  # the body was read: the client is there until the app is done
-            return {"type": "http.disconnect"}
+class NoAnswer(Exception):
+    """The app ended (or failed) without starting a response."""
 
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal ended
-            if message["type"] == "http.response.start":
-                head.set_result((message["status"], list(message.get("headers", []))))
-            elif message["type"] == "http.response.body":
-                if message.get("body"):
-                    await chunks.put(bytes(message["body"]))
-                if not message.get("more_body", False):
-                    ended = True
-                    await chunks.put(None)
 
-        async def run() -> None:
-            try:
-                await app(scope, receive, send)
-            except Exception:  # as uvicorn does: a 500 if nothing was sent yet, else a cut-off body
-                log.exception("in-process %s %s failed", scope["method"], scope["path"])
-            finally:
-                finished.set()
-                if not head.done():
-                    head.set_result((500, [(b"content-type", b"text/plain; charset=utf-8")]))
-                    await chunks.put(b"Internal Server Error")
-                if not ended:
-                    await chunks.put(None)
+async def start(app: Any, scope: dict[str, Any], body: bytes
+                ) -> tuple[asyncio.Task[None], int, list[tuple[bytes, bytes]], Stream]:
+    """Run `app` for one request whose whole body is `body`, as an HTTP server would hand it over;
+    returns once the response's status and raw headers are there, with the app's task and the
+    stream its body comes through (the app waits while the caller is slow). NoAnswer if none comes."""
+    stream = Stream()
+    sent = False
 
-        self.task = self.loop.create_task(run())
-        status, headers = await head
-        first = [await chunks.get()]
-        while first[-1] is not None and not chunks.empty():
-            first.append(chunks.get_nowait())
-        return status, headers, first
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await stream.leave.wait()
+        return {"type": "http.disconnect"}
 
-    async def next_chunk(self) -> bytes | None:
-        assert self.chunks is not None
-        return await self.chunks.get()
+    head: asyncio.Future[tuple[int, list[tuple[bytes, bytes]]]] = asyncio.get_running_loop().create_future()
 
-    async def drain(self) -> None:
-        """The caller left early: take what the app still sends, so it can finish."""
-        assert self.chunks is not None
-        while await self.chunks.get() is not None:
-            pass
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            head.set_result((message["status"], list(message.get("headers", []))))
+        elif message["type"] == "http.response.body":
+            if message.get("body"):
+                await stream.chunks.put(message["body"])
+            if not message.get("more_body", False):
+                stream.complete = True
+                await stream.chunks.put(None)
+
+    async def run() -> None:
+        try:
+            await app(scope, receive, send)
+        except Exception:
+            log.exception("in-process %s %s failed", scope["method"], scope["path"])
+        finally:
+            if not head.done():
+                head.set_exception(NoAnswer())
+        if not stream.complete:
+            await stream.chunks.put(None)  # the body ends here, cut short
+
+    task = asyncio.create_task(run())
+    status, headers = await head
+    return task, status, headers, stream
+
+
+async def _answer(app: Any, scope: dict[str, Any], body: bytes
+                  ) -> tuple[int, list[tuple[bytes, bytes]], Stream, list[bytes | None], asyncio.Task[None]]:
+    """`start`, plus the body chunks already sent (a None among them: the whole body, so the
+    blocking caller need not come back to the loop for it)."""
+    task, status, headers, stream = await start(app, scope, body)
+    first = [await stream.chunks.get()]
+    while first[-1] is not None and not stream.chunks.empty():
+        first.append(stream.chunks.get_nowait())
+    return status, headers, stream, first, task
 
 
 class _Body(httpx.SyncByteStream):
-    def __init__(self, exchange: _Exchange, first: list[bytes | None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, stream: Stream, first: list[bytes | None],
+                 task: asyncio.Task[None]) -> None:
+        self._loop, self._timeout, self._stream, self._first = loop, timeout, stream, first
+        self._task = task  # held here: the loop keeps only a weak reference to it
         # Ended already when the first chunks hold the whole body: nothing is left to drain.
-        self._exchange, self._first, self._ended = exchange, first, first[-1] is None
+        self._ended = first[-1] is None
         self._lock = threading.Lock()
 
     def __iter__(self) -> Iterator[bytes]:
@@ -179,14 +188,13 @@ class _Body(httpx.SyncByteStream):
             if chunk is None:
                 return
             yield chunk
-        exchange = self._exchange
         while True:
-            waiting = asyncio.run_coroutine_threadsafe(exchange.next_chunk(), exchange.loop)
+            waiting = asyncio.run_coroutine_threadsafe(self._stream.chunks.get(), self._loop)
             try:
-                chunk = waiting.result(exchange.timeout)
+                chunk = waiting.result(self._timeout)
             except concurrent.futures.TimeoutError:
                 waiting.cancel()
-                raise httpx.ReadTimeout(f"the in-process app sent nothing for {exchange.timeout:g} s") from None
+                raise httpx.ReadTimeout(f"the in-process app sent nothing for {self._timeout:g} s") from None
             if chunk is None:
                 self._ended = True
                 return
@@ -196,4 +204,9 @@ class _Body(httpx.SyncByteStream):
         with self._lock:
             if not self._ended:
                 self._ended = True
-                asyncio.run_coroutine_threadsafe(self._exchange.drain(), self._exchange.loop)
+                asyncio.run_coroutine_threadsafe(self._drain(), self._loop)
+
+    async def _drain(self) -> None:
+        """The caller left early: take what the app still sends, so it can finish."""
+        while await self._stream.chunks.get() is not None:
+            pass

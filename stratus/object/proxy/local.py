@@ -10,11 +10,11 @@ same code) and drops the transport. Requests that stream a body *to* the node (l
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote, urlencode
 
+from stratus.core.inprocess import NoAnswer, Stream, start
 from stratus.object.proxy.backend import (
     FRAMING_HEADERS,
     BackendError,
@@ -22,8 +22,6 @@ from stratus.object.proxy.backend import (
     decode_header,
     header_value,
 )
-
-log = logging.getLogger("stratus.object.proxy")
 
 LOCAL_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
 
@@ -43,16 +41,6 @@ class LocalNodes:
         return self._apps.get((node["ip"], int(node["port"])))
 
 
-class _Stream:
-    """The body between the server's task and the proxy: a short queue (None ends it), whether the
-    server sent its last chunk, and the event telling the server that the proxy left."""
-
-    def __init__(self) -> None:
-        self.chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)
-        self.complete = False
-        self.leave = asyncio.Event()
-
-
 class LocalResponse:
     """A node's answer as it comes, with the part of BackendResponse's interface the proxy uses.
 
@@ -60,7 +48,7 @@ class LocalResponse:
     streams (the server waits while the proxy's client is slow) instead of piling up in memory."""
 
     def __init__(self, node: dict[str, Any], task: asyncio.Task[None], status: int, headers: dict[str, str],
-                 stream: _Stream) -> None:
+                 stream: Stream) -> None:
         self.status, self.headers = status, headers
         self.node_key = (str(node["ip"]), int(node["port"]))
         self._task, self._stream = task, stream
@@ -109,41 +97,9 @@ async def call(app: Any, node: dict[str, Any], method: str, path: str, headers: 
              "scheme": "http", "path": unquote(path), "raw_path": path.encode("latin-1"),
              "query_string": urlencode(query).encode() if query else b"", "root_path": "",
              "headers": raw_headers, "client": ("127.0.0.1", 0), "server": (node["ip"], int(node["port"]))}
-    stream = _Stream()
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await stream.leave.wait()
-        return {"type": "http.disconnect"}
-
-    head: asyncio.Future[tuple[int, dict[str, str]]] = asyncio.get_running_loop().create_future()
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            head.set_result((message["status"], {name.decode("latin-1").lower(): decode_header(value)
-                                                 for name, value in message.get("headers", [])}))
-        elif message["type"] == "http.response.body":
-            if message.get("body"):
-                await stream.chunks.put(message["body"])
-            if not message.get("more_body", False):
-                stream.complete = True
-                await stream.chunks.put(None)
-
-    async def run() -> None:
-        try:
-            await app(scope, receive, send)
-        except Exception:
-            log.exception("%s %s on the in-process node failed", method, path)
-        finally:
-            if not head.done():  # nothing was answered: as a node that dropped the connection
-                head.set_exception(BackendError(f"{method} {path}: the in-process node did not answer"))
-        if not stream.complete:
-            await stream.chunks.put(None)  # iter_body reports the body as cut short
-
-    task = asyncio.create_task(run())
-    status, answer = await head
+    try:
+        task, status, raw_answer, stream = await start(app, scope, body)
+    except NoAnswer:  # as a node that dropped the connection
+        raise BackendError(f"{method} {path}: the in-process node did not answer") from None
+    answer = {name.decode("latin-1").lower(): decode_header(value) for name, value in raw_answer}
     return LocalResponse(node, task, status, answer, stream)
