@@ -115,14 +115,26 @@ def test_the_cidrs_of_one_network_may_not_overlap() -> None:
     ipam.check_cidr_overlap(existing, "fd01::/64", "net")
 
 
-def test_free_candidates_never_include_gateway_network_or_broadcast() -> None:
+def test_pool_addresses_never_include_gateway_network_or_broadcast() -> None:
     # Pools that (wrongly) cover everything still never give the reserved addresses.
     subnet = models.Subnet(cidr="10.0.0.0/29", gateway_ip="10.0.0.3",
                            allocation_pools=[{"start": "10.0.0.0", "end": "10.0.0.7"}])
-    values = ipam.free_candidates(subnet, set(), 100)
+    values = ipam.pool_addresses(subnet, 0, None, 100)
     assert [str(ipaddress.ip_address(v)) for v in values] == ["10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.5",
                                                               "10.0.0.6"]
-    assert len(ipam.free_candidates(subnet, {int(ipaddress.ip_address("10.0.0.1"))}, 2)) == 2
+    assert len(ipam.pool_addresses(subnet, 0, None, 2)) == 2
+
+
+def test_pool_addresses_from_a_start_to_a_stop_across_pools() -> None:
+    subnet = models.Subnet(cidr="10.0.0.0/24", gateway_ip="10.0.0.1",
+                           allocation_pools=[{"start": "10.0.0.50", "end": "10.0.0.52"},
+                                             {"start": "10.0.0.10", "end": "10.0.0.12"}])
+    def text(values: list[int]) -> list[str]:
+        return [str(ipaddress.ip_address(v)) for v in values]
+    start, stop = int(ipaddress.ip_address("10.0.0.11")), int(ipaddress.ip_address("10.0.0.51"))
+    assert text(ipam.pool_addresses(subnet, start, None, 100)) == ["10.0.0.11", "10.0.0.12", "10.0.0.50",
+                                                                   "10.0.0.51", "10.0.0.52"]
+    assert text(ipam.pool_addresses(subnet, 0, stop, 100)) == ["10.0.0.10", "10.0.0.11", "10.0.0.12", "10.0.0.50"]
 
 
 def test_retrying_runs_a_deadlocked_transaction_again(tmp_path: Path) -> None:
@@ -261,6 +273,26 @@ def test_a_full_subnet_raises_and_a_released_address_is_given_again(store: Store
     store.release(ports[2])
     freed = {f"10.0.0.{i}" for i in range(2, 7)} - {ip for _, ip in store.held()}
     assert store.allocate()[1] == [(subnet.id, freed.pop())]
+
+
+def test_addresses_go_out_in_order_and_released_ones_come_round_again(store: Store,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ipam, "_SPREAD", 1)  # no random pick among the lowest free: the order shows
+    subnet = store.subnet("10.0.0.0/24", gateway_ip="10.0.0.1", pools=[{"start": "10.0.0.2", "end": "10.0.0.151"}])
+    ports = {taken[0][1]: port_id for port_id, taken in (store.allocate() for _ in range(100))}
+    assert set(ports) == {f"10.0.0.{i}" for i in range(2, 102)}
+    store.release(ports["10.0.0.10"])
+    # The search goes on from where the last one found a free address: the released one waits.
+    assert store.allocate()[1] == [(subnet.id, "10.0.0.102")]
+    # A new process (no hint) searches from the pools' start, a window at a time.
+    ipam._search_from.clear()
+    assert store.allocate()[1] == [(subnet.id, "10.0.0.10")]
+    assert [store.allocate()[1][0][1] for _ in range(49)] == [f"10.0.0.{i}" for i in range(103, 152)]
+    # Past the pools' end the search starts over and finds what was released anywhere.
+    store.release(ports["10.0.0.50"])
+    assert store.allocate()[1] == [(subnet.id, "10.0.0.50")]
+    with pytest.raises(IpAddressGenerationFailure):
+        store.allocate()
 
 
 def _pools_and_gateway(draw: Any) -> tuple[list[dict[str, str]], str | None]:
