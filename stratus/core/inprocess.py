@@ -186,6 +186,7 @@ class _Body(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._first:
             if chunk is None:
+                self._check_complete()
                 return
             yield chunk
         while True:
@@ -197,8 +198,15 @@ class _Body(httpx.SyncByteStream):
                 raise httpx.ReadTimeout(f"the in-process app sent nothing for {self._timeout:g} s") from None
             if chunk is None:
                 self._ended = True
+                self._check_complete()
                 return
             yield chunk
+
+    def _check_complete(self) -> None:
+        # An app that failed mid-body: the caller must not take the part for the whole, so it
+        # gets what a server dropping the connection there gives.
+        if not self._stream.complete:
+            raise httpx.RemoteProtocolError("the in-process app ended its response before the body was complete")
 
     def close(self) -> None:
         with self._lock:

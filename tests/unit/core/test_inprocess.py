@@ -50,8 +50,16 @@ def make_app(probe: Probe) -> Starlette:
                 probe.stream_done.set()
         return StreamingResponse(chunks(), media_type="application/octet-stream")
 
+    async def cut_short(request: Request) -> Response:
+        async def chunks() -> Any:
+            for _ in range(int(request.query_params["n"])):
+                yield CHUNK
+            raise RuntimeError("the body broke")
+        return StreamingResponse(chunks(), media_type="application/octet-stream")
+
     return Starlette(routes=[Route("/echo/{rest:path}", echo, methods=["GET", "POST", "PUT", "DELETE"]),
-                             Route("/missing", missing), Route("/broken", broken), Route("/stream", stream)])
+                             Route("/missing", missing), Route("/broken", broken), Route("/stream", stream),
+                             Route("/cut-short", cut_short)])
 
 
 @pytest.fixture
@@ -116,6 +124,15 @@ def test_large_bodies_stream_and_a_caller_may_leave_early(served: Any) -> None:
             assert next(response.iter_raw()) == CHUNK
         # The app, many chunks short of its end, still finishes once the caller left.
         assert probe.stream_done.wait(5)
+
+
+@pytest.mark.parametrize("chunks", [1, 64])  # within the first chunks taken, and streamed after them
+def test_a_body_the_app_cuts_short_is_an_error_not_a_short_body(served: Any, chunks: int) -> None:
+    apps, port, _, _ = served
+    with client(apps) as http:
+        with pytest.raises(httpx.RemoteProtocolError):
+            http.get(f"http://127.0.0.1:{port}/cut-short", params={"n": chunks})
+        assert http.get(f"http://127.0.0.1:{port}/echo/after").status_code == 200
 
 
 def test_other_requests_go_over_the_network(served: Any) -> None:
