@@ -323,7 +323,9 @@ def test_3_two_projects_with_the_same_subnet_are_isolated_and_forged_sources_dro
     run = _project_run(world, user, password, project)
     key = _keypair(run, tmp_path_factory.mktemp("keys-b"), "key-b")
     net = run("network", "create", "net-b")
-    subnet = run("subnet", "create", "--network", net["id"], "--subnet-range", "10.0.0.0/24", "subnet-b")
+    # B's pool starts above anything net-a has handed out, so that net-b's DHCP port cannot take A's address.
+    subnet = run("subnet", "create", "--network", net["id"], "--subnet-range", "10.0.0.0/24",
+                 "--allocation-pool", "start=10.0.0.100,end=10.0.0.200", "subnet-b")
     router = run("router", "create", "router-b")
     run("router", "set", "--external-gateway", "public", router["id"], json_output=False)
     run("router", "add", "subnet", router["id"], subnet["id"], json_output=False)
