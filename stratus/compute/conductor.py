@@ -9,6 +9,7 @@ the instance's vm_state/task_state as the Compute API documents them.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -58,6 +59,8 @@ class Conductor(LifecycleMixin, VolumeMixin):
         self.service, self.bus = service, bus
         self.db = service.db
         self.settings = service.settings
+        # host -> (the compute node figures this conductor last wrote for it, when); see report_state
+        self._written: dict[str, tuple[dict[str, Any], float]] = {}
 
     def serve(self) -> RpcServer:
         return self.bus.serve(CONDUCTOR_TOPIC, self, workers=self.settings.conductor_workers)
@@ -69,30 +72,44 @@ class Conductor(LifecycleMixin, VolumeMixin):
 
     def report_state(self, host: str, binary: str, resources: dict[str, Any] | None = None) -> dict[str, Any]:
         """A heartbeat: the service row (made on first report) is seen up now; a compute host's
-        resources are written to its compute node. Plain statements: every host sends one every
-        report interval, so this is the conductor's steadiest load."""
-        now = utcnow()
-        s = self.settings
+        resources are written to its compute node when they differ from what this conductor last
+        wrote there. Every host sends one every report interval, so this is the conductor's steadiest
+        load: prebuilt statements, and an unchanged node is left alone (its updated_at is the
+        scheduler's change stamp, so it then has no row to read again either). With several
+        conductors another one may have written other figures since: what this one wrote is trusted
+        for NODE_REWRITE_INTERVAL only."""
+        now, clock = utcnow(), time.monotonic()
+        written = None
         with self.db.transaction() as session:
             connection = session.connection()
-            service = connection.execute(sa.select(_SERVICES.c.id, _SERVICES.c.disabled).where(
-                _SERVICES.c.host == host, _SERVICES.c.binary == binary)).first()
+            service = connection.execute(_FIND_SERVICE, {"b_host": host, "b_binary": binary}).first()
             if service is None:
                 topic = AGENT_TOPIC if binary == "nova-compute" else binary.removeprefix("nova-")
                 connection.execute(sa.insert(_SERVICES).values(host=host, binary=binary, topic=topic,
                                                                last_seen_up=now, report_count=1))
             else:
-                connection.execute(sa.update(_SERVICES).where(_SERVICES.c.id == service.id).values(
-                    last_seen_up=now, report_count=_SERVICES.c.report_count + 1))
+                connection.execute(_SEEN_UP, {"b_id": service.id, "last_seen_up": now})
             if resources is not None:
-                node: dict[str, Any] = {name: resources[name] for name in _REPORTED if name in resources}
-                node.update(hypervisor_hostname=resources.get("hypervisor_hostname") or host,
-                            cpu_allocation_ratio=s.cpu_allocation_ratio, ram_allocation_ratio=s.ram_allocation_ratio,
-                            disk_allocation_ratio=s.disk_allocation_ratio, updated_at=now)
-                if not connection.execute(sa.update(_NODES).where(_NODES.c.host == host).values(**node)).rowcount:
-                    connection.execute(sa.insert(_NODES).values(host=host, vcpus_used=0, memory_mb_used=0,
-                                                                local_gb_used=0, running_vms=0, **node))
-            return {"disabled": bool(service is not None and service.disabled)}
+                node = self._node_figures(host, resources)
+                # A new service row may be a host deleted and back: its node is written whatever was.
+                last, at = self._written.get(host, (None, 0.0))
+                if service is None or last != node or clock - at > NODE_REWRITE_INTERVAL:
+                    if not connection.execute(_WRITE_NODE, {"b_host": host, **node, "updated_at": now}).rowcount:
+                        connection.execute(sa.insert(_NODES).values(host=host, vcpus_used=0, memory_mb_used=0,
+                                                                    local_gb_used=0, running_vms=0, updated_at=now,
+                                                                    **node))
+                    written = node
+        if written is not None:  # committed
+            self._written[host] = (written, clock)
+        return {"disabled": bool(service is not None and service.disabled)}
+
+    def _node_figures(self, host: str, resources: dict[str, Any]) -> dict[str, Any]:
+        s = self.settings
+        node: dict[str, Any] = {name: resources[name] for name in _REPORTED if name in resources}
+        node.update(hypervisor_hostname=resources.get("hypervisor_hostname") or host,
+                    cpu_allocation_ratio=s.cpu_allocation_ratio, ram_allocation_ratio=s.ram_allocation_ratio,
+                    disk_allocation_ratio=s.disk_allocation_ratio)
+        return node
 
     def instances_on_host(self, host: str) -> list[str]:
         with self.db.transaction() as session:
@@ -348,6 +365,13 @@ _SERVICES = cast(sa.Table, models.Service.__table__)
 _NODES = cast(sa.Table, models.ComputeNode.__table__)
 # What an agent's heartbeat says of its host, copied to the compute node as it comes.
 _REPORTED = ("vcpus", "memory_mb", "local_gb", "hypervisor_type", "hypervisor_version", "host_ip", "cpu_info")
+NODE_REWRITE_INTERVAL = 60.0  # seconds
+# A heartbeat's statements, built once (building them cost more than running them).
+_FIND_SERVICE = sa.select(_SERVICES.c.id, _SERVICES.c.disabled).where(
+    _SERVICES.c.host == sa.bindparam("b_host"), _SERVICES.c.binary == sa.bindparam("b_binary"))
+_SEEN_UP = sa.update(_SERVICES).where(_SERVICES.c.id == sa.bindparam("b_id")).values(
+    report_count=_SERVICES.c.report_count + 1)
+_WRITE_NODE = sa.update(_NODES).where(_NODES.c.host == sa.bindparam("b_host"))
 # An instance a build may still change: not deleted, and no delete under way. The build's own
 # updates are plain UPDATEs under this condition rather than loads of the whole (JSON-heavy) row.
 _STILL_WANTED = sa.and_(_INSTANCES.c.deleted.is_(False), sa.func.coalesce(_INSTANCES.c.task_state, "") != "deleting")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from stratus.compute import conductor as conductor_module
 from stratus.compute import instance_actions, models
 from stratus.compute.conductor import Conductor, _update_wanted
 from stratus.core.config import ComputeConfig
@@ -53,6 +54,27 @@ def test_first_heartbeat_makes_the_rows_later_ones_refresh_them(db: Database) ->
     assert _row(db, models.Service, host="h1", binary="nova-scheduler").topic == "scheduler"
     with db.transaction() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(models.ComputeNode)) == 1
+
+
+def test_a_heartbeat_with_the_same_figures_leaves_the_node_alone_for_a_while(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    conductor, clock = _conductor(db), [1000.0]
+    monkeypatch.setattr(conductor_module.time, "monotonic", lambda: clock[0])
+    conductor.report_state("h1", "nova-compute", RESOURCES)
+    with db.transaction() as session:  # what another conductor might have written since
+        session.execute(sa.update(models.ComputeNode).values(memory_mb=1024))
+    clock[0] += 10
+    conductor.report_state("h1", "nova-compute", RESOURCES)
+    node, service = _row(db, models.ComputeNode, host="h1"), _row(db, models.Service, host="h1")
+    assert (node.memory_mb, service.report_count) == (1024, 2)  # seen up, node left alone
+    clock[0] += conductor_module.NODE_REWRITE_INTERVAL
+    conductor.report_state("h1", "nova-compute", RESOURCES)
+    assert _row(db, models.ComputeNode, host="h1").memory_mb == 4096  # trusted for a while only
+    with db.transaction() as session:
+        session.execute(sa.update(models.ComputeNode).values(memory_mb=1024))
+    conductor.report_state("h1", "nova-compute", {**RESOURCES, "local_gb": 80})  # other figures: written
+    node = _row(db, models.ComputeNode, host="h1")
+    assert (node.memory_mb, node.local_gb) == (4096, 80)
 
 
 def _instance_with_action(db: Database, request_id: str) -> str:
