@@ -1,14 +1,20 @@
 """Telling the node agents what changed, after the change is committed.
 
 Managers call `AgentNotifier.changed(session, ...)` inside their transaction; the ids are collected
-on the session and, once it commits, the desired state of each changed thing is read afresh and
-sent on the bus (a rolled-back transaction sends nothing). See `stratus/network/rpc.py` for the
-messages.
+on the session and, once it commits, handed to a publisher thread, which reads the desired state of
+each changed thing afresh and sends it on the bus (a rolled-back transaction sends nothing). See
+`stratus/network/rpc.py` for the messages.
+
+The publisher gathers for `GATHER_SECONDS` and then sends everything committed meanwhile as one
+batch: a burst of boots (a port each) costs one read of the documents, not one per port. Agents
+apply documents by stamp, so merged changes mean the same as the separate ones did.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -23,6 +29,10 @@ log = logging.getLogger("stratus.network.notify")
 _KEY = "stratus.network.changes"
 _COMMITTED = "stratus.network.changes.committed"
 _LISTENING = "stratus.network.changes.listening"
+
+# Long enough that a burst of boots shares a read, short beside an agent's own work on a port.
+GATHER_SECONDS = 0.05
+PUBLISHER_THREAD = "network-notify"
 
 
 @dataclass
@@ -43,10 +53,24 @@ class Changes:
         return any((self.networks, self.deleted_networks, self.ports, self.deleted_ports, self.routers,
                     self.deleted_routers, self.security_groups, self.deleted_security_groups))
 
+    def merge(self, later: Changes) -> None:
+        """Add what a later transaction changed (the documents are read afresh, so the union is the news)."""
+        self.networks |= later.networks
+        self.deleted_networks |= later.deleted_networks
+        self.ports |= later.ports
+        self.deleted_ports.update(later.deleted_ports)
+        self.routers |= later.routers
+        self.deleted_routers |= later.deleted_routers
+        self.security_groups |= later.security_groups
+        self.deleted_security_groups |= later.deleted_security_groups
+
 
 class AgentNotifier:
     def __init__(self, db: Database, bus: Bus | None) -> None:
         self.db, self.bus = db, bus
+        self._lock = threading.Lock()
+        self._waiting: list[Changes] = []
+        self._publishing = False
 
     def changed(self, session: Session, *, networks: Iterable[str] = (), deleted_networks: Iterable[str] = (),
                 ports: Iterable[str] = (), deleted_ports: dict[str, tuple[str, str]] | None = None,
@@ -99,7 +123,30 @@ class AgentNotifier:
             log.exception("could not tell the network agents about %s", changes)
 
     def send(self, changes: Changes) -> None:
+        """Hand committed `changes` to the publisher (started when none runs; it ends when idle)."""
+        if self.bus is None:
+            return
+        with self._lock:
+            self._waiting.append(changes)
+            if self._publishing:
+                return
+            self._publishing = True
+        threading.Thread(target=self._publish_waiting, name=PUBLISHER_THREAD, daemon=True).start()
+
+    def _publish_waiting(self) -> None:
         from stratus.network import rpc
 
-        if self.bus is not None:
-            rpc.publish(self.db, self.bus, changes)
+        while True:
+            time.sleep(GATHER_SECONDS)
+            with self._lock:
+                waiting, self._waiting = self._waiting, []
+                if not waiting:
+                    self._publishing = False
+                    return
+            batch = waiting[0]
+            for later in waiting[1:]:
+                batch.merge(later)
+            try:
+                rpc.publish(self.db, self.bus, batch)  # type: ignore[arg-type]
+            except Exception:  # committed all the same; a resync brings the agents up to date
+                log.exception("could not tell the network agents about %s", batch)

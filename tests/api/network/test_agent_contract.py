@@ -143,12 +143,15 @@ def dhcp_port_of(cloud: Cloud, network_id: str) -> dict[str, Any]:
 
 def test_each_change_is_sent_as_documents_with_the_contract_fields(cloud: Cloud) -> None:
     net, _subnet = cloud.network_with_subnet()
+    # The network's document first: changes committed close together are sent as one batch.
+    networks = wait_until(lambda: [m["network"] for m in cloud.tap.of("network_update")
+                                   if m["network"]["id"] == net["id"] and m["network"]["subnets"]])
+    assert networks
+    network = networks[-1]
     port = cloud.port(net["id"], host="elsewhere")
     [sent] = wait_until(lambda: [m for m in cloud.tap.of("port_update") if m["port"]["id"] == port["id"]])
     assert set(sent["port"]) == set(rpc.PortDoc.__annotations__)
     assert isinstance(sent["stamp"], int)
-    [network] = wait_until(lambda: [m["network"] for m in cloud.tap.of("network_update")
-                                    if m["network"]["id"] == net["id"] and m["network"]["subnets"]])
     assert set(network) == set(rpc.NetworkDoc.__annotations__)
     assert set(network["subnets"][0]) == set(rpc.SubnetDoc.__annotations__)
     assert set(network["dhcp"]) == set(rpc.DhcpPort.__annotations__)
