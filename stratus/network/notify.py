@@ -131,9 +131,15 @@ class AgentNotifier:
             if self._publishing:
                 return
             self._publishing = True
-        threading.Thread(target=self._publish_waiting, name=PUBLISHER_THREAD, daemon=True).start()
+        try:
+            threading.Thread(target=self._publish_waiting, args=(self.bus,), name=PUBLISHER_THREAD,
+                             daemon=True).start()
+        except RuntimeError:  # no thread to be had: the next change tries again
+            with self._lock:
+                self._publishing = False
+            raise
 
-    def _publish_waiting(self) -> None:
+    def _publish_waiting(self, bus: Bus) -> None:
         from stratus.network import rpc
 
         while True:
@@ -147,6 +153,6 @@ class AgentNotifier:
             for later in waiting[1:]:
                 batch.merge(later)
             try:
-                rpc.publish(self.db, self.bus, batch)  # type: ignore[arg-type]
+                rpc.publish(self.db, bus, batch)
             except Exception:  # committed all the same; a resync brings the agents up to date
                 log.exception("could not tell the network agents about %s", batch)
