@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
@@ -55,14 +55,8 @@ class Changes:
 
     def merge(self, later: Changes) -> None:
         """Add what a later transaction changed (the documents are read afresh, so the union is the news)."""
-        self.networks |= later.networks
-        self.deleted_networks |= later.deleted_networks
-        self.ports |= later.ports
-        self.deleted_ports.update(later.deleted_ports)
-        self.routers |= later.routers
-        self.deleted_routers |= later.deleted_routers
-        self.security_groups |= later.security_groups
-        self.deleted_security_groups |= later.deleted_security_groups
+        for kind in fields(self):
+            getattr(self, kind.name).update(getattr(later, kind.name))
 
 
 class AgentNotifier:
@@ -115,7 +109,7 @@ class AgentNotifier:
         if transaction.parent is not None:
             return
         changes = session.info.pop(_COMMITTED, None)
-        if not changes or self.bus is None:
+        if not changes:
             return
         try:
             self.send(changes)
