@@ -1,7 +1,7 @@
 """Compute benchmark, in sections.
 
 Run:  .venv/bin/python bench/compute.py [--section scheduler|boot] [--hosts 1000,10000] [--decisions 2000]
-           [--boot-hosts 200] [--servers 1000] [--concurrency 16]
+           [--boot-hosts 200] [--servers 1000] [--concurrency 16] [--deployment up|split]
 
 - `scheduler`: for each host count, a temporary SQLite database holds that many fake hosts
   (Service + ComputeNode rows, 16 vCPUs / 32 GiB / 500 GB each, heartbeating now), and one
@@ -12,7 +12,9 @@ Run:  .venv/bin/python bench/compute.py [--section scheduler|boot] [--hosts 1000
   * the same with a request that exercises every filter (availability zone, aggregate extra specs,
     image properties, a JSON query, different_host);
   * `select_destination` end to end (decision + the claim's transaction on SQLite): claims per second.
-- `boot` (bench/compute_boot.py): servers booted through a real `stratus up` with fake hosts.
+- `boot` (bench/compute_boot.py): servers booted through a real cloud with fake hosts: one
+  `stratus up` process, or with `--deployment split` the API and the conductor with the agents in
+  processes of their own on PostgreSQL and RabbitMQ.
 No peer runs beside it: Nova's scheduler cannot run here without its whole control plane.
 """
 
@@ -163,6 +165,8 @@ def main() -> int:
     parser.add_argument("--boot-hosts", type=int, default=200, help="fake hosts for the boot section")
     parser.add_argument("--servers", type=int, default=1000, help="servers the boot section boots")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent server creates")
+    parser.add_argument("--deployment", choices=("up", "split"), default="up",
+                        help="the boot section's cloud: one `stratus up`, or roles in processes of their own")
     args = parser.parse_args()
     print(f"bench/compute.py at {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
     for name in args.section or list(SECTIONS):
