@@ -286,13 +286,6 @@ def eui64(prefix: str | IPNetwork, mac: str) -> str:
     return str(ipaddress.IPv6Address(int(net.network_address) | int.from_bytes(interface_id, "big")))
 
 
-def in_pools(address: str, pools: Sequence[dict[str, str]]) -> bool:
-    value = ipaddress.ip_address(address)
-    return any(ipaddress.ip_address(p["start"]).version == value.version
-               and int(ipaddress.ip_address(p["start"])) <= int(value) <= int(ipaddress.ip_address(p["end"]))
-               for p in pools)
-
-
 def valid_for_port(net: IPNetwork, address: IPAddress, device_owner: str) -> bool:
     """An address a port may ask for: inside the CIDR, not its network (save IPv6 routers) or broadcast."""
     if address.version != net.version or address not in net:

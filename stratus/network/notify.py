@@ -50,8 +50,7 @@ class Changes:
     deleted_security_groups: set[str] = field(default_factory=set)
 
     def __bool__(self) -> bool:
-        return any((self.networks, self.deleted_networks, self.ports, self.deleted_ports, self.routers,
-                    self.deleted_routers, self.security_groups, self.deleted_security_groups))
+        return any(getattr(self, kind.name) for kind in fields(self))
 
     def merge(self, later: Changes) -> None:
         """Add what a later transaction changed (the documents are read afresh, so the union is the news)."""

@@ -183,6 +183,12 @@ def test_a_write_lock_not_had_in_time_is_retried(tmp_path: Path) -> None:
 # -- allocation in a database ----------------------------------------------------------------------------------
 
 
+def _in_pools(address: str, pools: list[dict[str, str]]) -> bool:
+    value = ipaddress.ip_address(address)
+    return any(ipaddress.ip_address(pool["start"]) <= value <= ipaddress.ip_address(pool["end"])
+               for pool in pools if ipaddress.ip_address(pool["start"]).version == value.version)
+
+
 class Store:
     """An in-process SQLite database holding one network and its subnets."""
 
@@ -344,7 +350,7 @@ def test_allocation_never_gives_an_address_twice_or_outside_its_pools(
             assert [s for s, _ in taken] == [subnet.id]
             address = taken[0][1]
             assert address not in held.values(), (address, held)
-            assert ipam.in_pools(address, pools) and address != gateway
+            assert _in_pools(address, pools) and address != gateway
             assert address not in ("10.0.0.0", "10.0.0.15")
             held[port_id] = address
         assert {ip for _, ip in store.held()} == set(held.values())
