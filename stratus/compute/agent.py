@@ -8,15 +8,11 @@ Disk images travel between the host and the image service directly, streamed.
 
 from __future__ import annotations
 
-import logging
-import threading
-
 from stratus.compute.drivers.base import NOSTATE, Doc, Driver, InstanceNotFound
 from stratus.compute.rpc import AGENT_BINARY, AGENT_TOPIC, CONDUCTOR_TOPIC
 from stratus.core.bus import Bus, RpcServer
+from stratus.core.periodic import Periodic
 from stratus.image.client import ImageClient
-
-log = logging.getLogger("stratus.compute.agent")
 
 
 class ComputeAgent:
@@ -26,10 +22,8 @@ class ComputeAgent:
                  report_interval: float = 10.0) -> None:
         self.host = host
         self._bus, self._driver, self._image = bus, driver, image
-        self._report_interval = report_interval
         self._server: RpcServer | None = None
-        self._stop = threading.Event()
-        self._heartbeat: threading.Thread | None = None
+        self._heartbeat = Periodic(f"compute heartbeat {host}", self.report, report_interval)
 
     # --- life -------------------------------------------------------------------------------
 
@@ -38,23 +32,13 @@ class ComputeAgent:
         self._server = self._bus.serve(AGENT_TOPIC, self, host=self.host)
         self.report()
         self.resync()
-        self._heartbeat = threading.Thread(target=self._beat, name=f"compute heartbeat {self.host}", daemon=True)
         self._heartbeat.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._heartbeat.stop()
         if self._server is not None:
             self._server.stop()
             self._server = None
-        if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
-            self._heartbeat.join(timeout=5)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self._report_interval):
-            try:
-                self.report()
-            except Exception as exc:  # the conductor may be away for a while; keep trying
-                log.warning("compute agent %s: heartbeat failed: %s", self.host, exc)
 
     def report(self) -> None:
         res = self._driver.host_resources()

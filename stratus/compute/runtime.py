@@ -15,6 +15,7 @@ from stratus.compute.drivers.fake import FakeDriver
 from stratus.compute.scheduler import Scheduler
 from stratus.compute.service import ComputeService
 from stratus.core.bus import Bus, RpcServer
+from stratus.core.periodic import Periodic
 from stratus.image.client import ImageClient
 
 log = logging.getLogger("stratus.compute.runtime")
@@ -28,12 +29,17 @@ BASE_IMAGE_PRUNE_INTERVAL = 600.0
 class Runtime:
     servers: list[RpcServer] = field(default_factory=list)
     agents: list[ComputeAgent] = field(default_factory=list)
-    stopping: threading.Event = field(default_factory=threading.Event)
+    periodic: list[Periodic] = field(default_factory=list)
+
+    def start(self, work: Periodic) -> None:
+        self.periodic.append(work)
+        work.start()
 
     def stop(self) -> None:
         """The conductor and scheduler first, so that the builds they are running still find
         their hosts' agents (a call to a stopped agent waits for the bus timeout); then the agents."""
-        self.stopping.set()
+        for work in self.periodic:
+            work.stop()
         for server in self.servers:
             server.stop()
         for agent in self.agents:
@@ -57,13 +63,10 @@ def start_control(service: ComputeService, bus: Bus, runtime: Runtime) -> None:
     host = node_name(service)
 
     def beat() -> None:
-        while True:
-            for binary in ("nova-conductor", "nova-scheduler"):
-                conductor.report_state(host=host, binary=binary)
-            if runtime.stopping.wait(service.settings.report_interval):
-                return
+        for binary in ("nova-conductor", "nova-scheduler"):
+            conductor.report_state(host=host, binary=binary)
 
-    threading.Thread(target=beat, name="compute control heartbeat", daemon=True).start()
+    runtime.start(Periodic("compute control heartbeat", beat, service.settings.report_interval, at_once=True))
 
 
 def start_fake_agents(service: ComputeService, bus: Bus, runtime: Runtime, image: ImageClient | None) -> None:
@@ -88,17 +91,11 @@ def start_qemu_agent(service: ComputeService, bus: Bus, runtime: Runtime, image:
     runtime.agents.append(agent)
 
     def prune() -> None:
-        while True:
-            try:
-                removed = driver.prune_base_images(BASE_IMAGE_MIN_AGE)
-                if removed:
-                    log.info("removed unused cached base images: %s", ", ".join(removed))
-            except Exception as exc:  # a failed pass is retried at the next interval
-                log.warning("pruning cached base images failed: %s", exc)
-            if runtime.stopping.wait(BASE_IMAGE_PRUNE_INTERVAL):
-                return
+        removed = driver.prune_base_images(BASE_IMAGE_MIN_AGE)
+        if removed:
+            log.info("removed unused cached base images: %s", ", ".join(removed))
 
-    threading.Thread(target=prune, name="qemu base image pruning", daemon=True).start()
+    runtime.start(Periodic("qemu base image pruning", prune, BASE_IMAGE_PRUNE_INTERVAL, at_once=True))
 
 
 def start_agents(service: ComputeService, bus: Bus, runtime: Runtime, image: ImageClient | None) -> None:

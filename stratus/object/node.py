@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import atexit
 import logging
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from stratus.core.config import Config
+from stratus.core.periodic import Periodic
 from stratus.core.server import Listener
 from stratus.object.ring.builder import RingBuilder
 from stratus.object.utils import ensure_hash_secret, load_hash_secret
@@ -72,33 +71,6 @@ def ensure_local_cluster(cfg: Config) -> Path:
     return rings
 
 
-@dataclass
-class Daemon:
-    """Runs `work` every `interval` seconds in a thread until stopped."""
-
-    name: str
-    work: Callable[[], Any]
-    interval: float
-
-    def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"object-{self.name}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.work()
-            except Exception:
-                log.exception("object %s pass failed", self.name)
-
-
 class _QuietDaemonRequests(logging.Filter):
     """httpx logs every request at INFO; the daemons' routine requests would flood the log."""
 
@@ -109,7 +81,7 @@ class _QuietDaemonRequests(logging.Filter):
 _QUIET = _QuietDaemonRequests()
 
 
-def make_daemons(cfg: Config) -> list[Daemon]:
+def make_daemons(cfg: Config) -> list[Periodic]:
     from stratus.object.auditor import DatabaseAuditor, ObjectAuditor
     from stratus.object.db_replicator import DatabaseReplicator
     from stratus.object.diskfile import DiskFileManager
@@ -151,7 +123,7 @@ def make_daemons(cfg: Config) -> list[Daemon]:
         ("reaper", AccountReaper(devices, rings, ips=ips, port=section.account_port,
                                  mount_check=section.mount_check, timeout=timeout).run_once, section.reaper_interval),
     ]
-    return [Daemon(name, work, interval) for name, work, interval in candidates if interval > 0]
+    return [Periodic(f"object-{name}", work, interval) for name, work, interval in candidates if interval > 0]
 
 
 def make_apps(cfg: Config) -> dict[str, Any]:

@@ -9,10 +9,10 @@ volume is never a file without a record nor a record pointing at nothing.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from stratus.core.bus import Bus, RpcServer
+from stratus.core.periodic import Periodic
 from stratus.image.client import ImageClient
 from stratus.volume.backends.base import Backend
 from stratus.volume.exports import NbdExports
@@ -31,11 +31,9 @@ class VolumeAgent:
         self.backend = backend
         self._bus, self._image = bus, image
         self._zone = availability_zone
-        self._report_interval = report_interval
         self._exports = NbdExports(storage_address)
         self._server: RpcServer | None = None
-        self._stop = threading.Event()
-        self._heartbeat: threading.Thread | None = None
+        self._heartbeat = Periodic(f"volume heartbeat {host}", self.report, report_interval)
 
     # --- life -------------------------------------------------------------------------------
 
@@ -44,24 +42,14 @@ class VolumeAgent:
         self.report()
         self.resync()
         self._server = self._bus.serve(AGENT_TOPIC, self, host=self.host)
-        self._heartbeat = threading.Thread(target=self._beat, name=f"volume heartbeat {self.host}", daemon=True)
         self._heartbeat.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._heartbeat.stop()
         if self._server is not None:
             self._server.stop()
             self._server = None
-        if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
-            self._heartbeat.join(timeout=5)
         self._exports.close_all()
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self._report_interval):
-            try:
-                self.report()
-            except Exception as exc:  # the conductor may be away for a while; keep trying
-                log.warning("volume agent %s: heartbeat failed: %s", self.host, exc)
 
     def report(self) -> None:
         capacity = self.backend.capacity()

@@ -4,10 +4,10 @@ service row) and this node's volume agent with its backend."""
 from __future__ import annotations
 
 import socket
-import threading
 from dataclasses import dataclass, field
 
 from stratus.core.bus import Bus, RpcServer
+from stratus.core.periodic import Periodic
 from stratus.image.client import ImageClient
 from stratus.volume.agent import VolumeAgent
 from stratus.volume.backends.file import FileBackend
@@ -20,10 +20,11 @@ from stratus.volume.service import VolumeService
 class Runtime:
     servers: list[RpcServer] = field(default_factory=list)
     agents: list[VolumeAgent] = field(default_factory=list)
-    stopping: threading.Event = field(default_factory=threading.Event)
+    periodic: list[Periodic] = field(default_factory=list)
 
     def stop(self) -> None:
-        self.stopping.set()
+        for work in self.periodic:
+            work.stop()
         for agent in self.agents:
             agent.stop()
         for server in self.servers:
@@ -40,13 +41,11 @@ def start_control(service: VolumeService, bus: Bus, runtime: Runtime) -> Conduct
     host = node_name(service)
 
     def beat() -> None:
-        while True:
-            conductor.report_state(host=host, binary=SCHEDULER_BINARY,
-                                   availability_zone=service.settings.availability_zone)
-            if runtime.stopping.wait(service.settings.report_interval):
-                return
+        conductor.report_state(host=host, binary=SCHEDULER_BINARY, availability_zone=service.settings.availability_zone)
 
-    threading.Thread(target=beat, name="volume control heartbeat", daemon=True).start()
+    heartbeat = Periodic("volume control heartbeat", beat, service.settings.report_interval, at_once=True)
+    runtime.periodic.append(heartbeat)
+    heartbeat.start()
     return conductor
 
 
